@@ -1,0 +1,49 @@
+"""sklearn-leuko: LeukoNet as scikit-learn compatible estimators.
+
+LeukoNet (Mourya et al., arXiv 1810.07961) tells leukemic B-ALL blasts
+("all") from normal hematogones ("hem") in single-cell microscope images.
+This package provides its pieces as scikit-learn estimators built on PyTorch
+and skorch:
+
+- :mod:`sklearn_leuko.datasets`: a synthetic C-NMC-like generator and a loader
+  for the real C-NMC 2019 folder layout;
+- :mod:`sklearn_leuko.preprocessing`: optical density / stain deconvolution
+  and the thresholded log-DCT, as transformers with a PyTorch twin;
+- :class:`LeukoNetClassifier`: the Basic Network with bilinear pooling;
+- :class:`FeatureFusionClassifier` and :func:`make_stage`: the paper's stages;
+- :mod:`sklearn_leuko.metrics` and :mod:`sklearn_leuko.report`: subject-level
+  evaluation and the Table-2 report.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+# Public names and the private module that defines each. Imported lazily so
+# that ``import sklearn_leuko`` stays cheap and the CLI starts fast.
+_LAZY = {
+    "LeukoNetClassifier": "sklearn_leuko._classifier",
+    "FeatureFusionClassifier": "sklearn_leuko.ensemble",
+    "make_stage": "sklearn_leuko._stages",
+    "STAGES": "sklearn_leuko._stages",
+    "StainDeconvolution": "sklearn_leuko.preprocessing",
+    "LogDCT": "sklearn_leuko.preprocessing",
+    "ChannelUnion": "sklearn_leuko.preprocessing",
+    "save_safetensors": "sklearn_leuko._persistence",
+    "load_safetensors": "sklearn_leuko._persistence",
+}
+_SUBMODULES = {"datasets", "preprocessing", "nn", "ensemble", "metrics", "report", "utils"}
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"sklearn_leuko.{name}")
+    raise AttributeError(f"module 'sklearn_leuko' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
