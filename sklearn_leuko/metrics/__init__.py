@@ -1,0 +1,45 @@
+"""Metrics of the paper and of the C-NMC challenge, cell and subject level.
+
+Cell level: accuracy, F1 of the normal class ("hem"), F1 of the cancer class
+("all") and the support-weighted F1 of the C-NMC challenge, as functions, as
+scorers in :data:`CNMC_SCORING` and all at once with :func:`cnmc_metrics`.
+Labels may be the strings ``"all"``/``"hem"`` or the C-NMC integer coding
+``1``/``0``.
+
+Subject level: :func:`subject_predictions` diagnoses each subject from its
+cells, :func:`misclassified_subjects` lists the subjects the model fails on.
+"""
+
+from ._scorers import (
+    CANCER_LABEL,
+    CNMC_SCORING,
+    NORMAL_LABEL,
+    as_cnmc_labels,
+    cnmc_accuracy_score,
+    cnmc_metrics,
+    f1_cancer_score,
+    f1_normal_score,
+    f1_weighted_score,
+)
+from ._subjects import (
+    misclassified_subjects,
+    subject_accuracy,
+    subject_level_report,
+    subject_predictions,
+)
+
+__all__ = [
+    "CANCER_LABEL",
+    "CNMC_SCORING",
+    "NORMAL_LABEL",
+    "as_cnmc_labels",
+    "cnmc_accuracy_score",
+    "cnmc_metrics",
+    "f1_cancer_score",
+    "f1_normal_score",
+    "f1_weighted_score",
+    "misclassified_subjects",
+    "subject_accuracy",
+    "subject_level_report",
+    "subject_predictions",
+]
