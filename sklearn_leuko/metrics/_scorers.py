@@ -68,7 +68,9 @@ def as_cnmc_labels(y, *, name="y"):
     if arr.dtype.kind == "b":
         arr = arr.astype(np.int64)
     if arr.dtype.kind in "iu" or (
-        arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+        arr.dtype.kind == "f"
+        and np.all(np.isfinite(arr))
+        and np.all(arr == np.round(arr))
     ):
         codes = arr.astype(np.int64)
         bad = np.setdiff1d(np.unique(codes), list(_INT_TO_LABEL))
