@@ -1,0 +1,145 @@
+"""The Stain Deconvolution layer (SD-Layer) of Duggal et al. (2017)."""
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["SDLayer"]
+
+_ACTIVATIONS = ("tanh", None)
+
+
+def _check_stain_matrix(stain_matrix):
+    if isinstance(stain_matrix, torch.Tensor):
+        stain_matrix = stain_matrix.detach().cpu().numpy()
+    try:
+        matrix = np.asarray(stain_matrix, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            "stain_matrix must be a 3x3 array of numbers (rows = stain OD "
+            f"vectors), got {type(stain_matrix).__name__}."
+        ) from exc
+    if matrix.shape != (3, 3):
+        raise ValueError(
+            f"stain_matrix must have shape (3, 3) (one row per stain, one column "
+            f"per R, G, B channel), got shape {matrix.shape}."
+        )
+    if not np.isfinite(matrix).all():
+        raise ValueError("stain_matrix contains NaN or infinite values.")
+    if np.linalg.cond(matrix) > 1e12:
+        raise ValueError(
+            "stain_matrix is singular (its rows are linearly dependent) and cannot "
+            "be inverted; complete a 2-stain matrix with a third row, e.g. the "
+            "normalised cross product of the first two."
+        )
+    return matrix
+
+
+class SDLayer(nn.Module):
+    r"""Stain deconvolution as a learnable 1x1 convolution (SD-Layer).
+
+    Given an optical-density image whose pixels are row vectors
+    :math:`o \in \mathbb{R}^3` and a stain matrix :math:`S` whose rows are the
+    OD vectors of the stains (the scikit-image ``rgb_from_*`` convention, e.g.
+    ``skimage.color.rgb_from_bex`` for Giemsa), the stain concentrations are
+
+    .. math::
+
+        c = o \, S^{-1}.
+
+    The layer applies :math:`S^{-1}` as a 1x1 convolution (weight
+    ``W[j, i] = inv(S)[i, j]``), initialised from ``inv(stain_matrix)`` and
+    learnable by default, followed by ``tanh`` as in Duggal et al. (2017),
+    where the layer sits right after the input and its 9 numbers are trained
+    with the rest of the network. LeukoNet appends it at the beginning of the
+    Basic Network (Stage-1, Mourya et al., Section 3).
+
+    Parameters
+    ----------
+    stain_matrix : array-like of shape (3, 3)
+        Rows are stain OD vectors; must be invertible.
+    learnable : bool, default=True
+        Train the inverse matrix. When false the weight is a buffer: it moves
+        with the module and is saved in its ``state_dict`` but is not a
+        parameter.
+    activation : {"tanh", None}, default="tanh"
+        Non-linearity after the deconvolution; ``None`` returns the raw
+        concentrations.
+
+    Attributes
+    ----------
+    weight : torch.Tensor of shape (3, 3, 1, 1)
+        The 1x1 convolution weight, ``inv(stain_matrix).T``.
+
+    References
+    ----------
+    .. [1] R. Duggal, A. Gupta, R. Gupta and P. Mallick, "SD-Layer: Stain
+       Deconvolutional Layer for CNNs in Medical Microscopic Imaging",
+       MICCAI 2017.
+    .. [2] A. C. Ruifrok and D. A. Johnston, "Quantification of histochemical
+       staining by color deconvolution", Anal. Quant. Cytol. Histol., 2001.
+    .. [3] Mourya et al., "LeukoNet", arXiv:1810.07961, Section 3.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimage.color import rgb_from_bex
+    >>> from sklearn_leuko.nn import SDLayer
+    >>> layer = SDLayer(rgb_from_bex)
+    >>> layer(torch.rand(2, 3, 8, 8)).shape
+    torch.Size([2, 3, 8, 8])
+    """
+
+    def __init__(self, stain_matrix, learnable=True, activation="tanh"):
+        super().__init__()
+        matrix = _check_stain_matrix(stain_matrix)
+        if not isinstance(learnable, bool):
+            raise TypeError(f"learnable must be True or False, got {learnable!r}.")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation={activation!r} is not supported; use 'tanh' or None."
+            )
+        self.learnable = learnable
+        self.activation = activation
+        weight = torch.as_tensor(np.linalg.inv(matrix).T.copy(), dtype=torch.float32)
+        weight = weight.reshape(3, 3, 1, 1)
+        if learnable:
+            self.weight = nn.Parameter(weight)
+        else:
+            self.register_buffer("weight", weight)
+
+    def stain_matrix(self):
+        """The stain matrix implied by the current weight, ``inv(weight.T)``.
+
+        Returns
+        -------
+        stain_matrix : ndarray of shape (3, 3), float64
+        """
+        w = self.weight.detach().cpu().double().reshape(3, 3).numpy()
+        return np.linalg.inv(w.T)
+
+    def forward(self, x):
+        """Deconvolve an OD image.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, 3, H, W)
+            Optical density, channels R, G, B.
+
+        Returns
+        -------
+        stains : torch.Tensor of shape (n, 3, H, W)
+            One channel per stain (row of ``stain_matrix``), after ``tanh``
+            when ``activation="tanh"``.
+        """
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(
+                "SDLayer expects an optical-density image of shape (n, 3, H, W), "
+                f"got shape {tuple(x.shape)}."
+            )
+        out = F.conv2d(x, self.weight.to(x.dtype))
+        return torch.tanh(out) if self.activation == "tanh" else out
+
+    def extra_repr(self):
+        return f"learnable={self.learnable}, activation={self.activation!r}"
