@@ -4,12 +4,25 @@
   the :class:`VGG11` baseline;
 - :class:`BilinearPool`, :class:`PTELU` and :func:`make_activation`;
 - :class:`SDLayer`, the learnable stain deconvolution;
-- :class:`ImageAugmenter`, batched on-device augmentation with kornia.
+- :class:`ImageAugmenter`, batched on-device augmentation with kornia;
+- ``functional`` (the module ``_functional``): optical density, stain deconvolution
+  and the thresholded log-DCT as torch functions (the library's only
+  implementation of that math).
 """
 
+from . import _functional as functional
 from ._activations import ACTIVATIONS, PTELU, make_activation
 from ._augment import ImageAugmenter
 from ._bilinear import BilinearPool
+from ._functional import (
+    dct2,
+    dct_matrix,
+    energy_threshold,
+    idct2,
+    log_dct,
+    od_to_stains,
+    rgb_to_od,
+)
 from ._networks import VGG11, BasicNetwork
 from ._sd_layer import SDLayer
 
@@ -21,5 +34,13 @@ __all__ = [
     "BilinearPool",
     "ImageAugmenter",
     "SDLayer",
+    "dct2",
+    "dct_matrix",
+    "energy_threshold",
+    "functional",
+    "idct2",
+    "log_dct",
     "make_activation",
+    "od_to_stains",
+    "rgb_to_od",
 ]

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from ._functional import od_to_stains
 
 __all__ = ["SDLayer"]
 
@@ -48,9 +49,10 @@ class SDLayer(nn.Module):
 
         c = o \, S^{-1}.
 
-    The layer applies :math:`S^{-1}` as a 1x1 convolution (weight
-    ``W[j, i] = inv(S)[i, j]``), initialised from ``inv(stain_matrix)`` and
-    learnable by default, followed by ``tanh`` as in Duggal et al. (2017),
+    The layer applies :math:`S^{-1}` to every pixel, i.e. a 1x1 convolution
+    without bias (computed by :func:`~sklearn_leuko.nn.od_to_stains`, the
+    library's single implementation of this product), initialised from
+    ``inv(stain_matrix)`` and learnable by default, followed by ``tanh`` as in Duggal et al. (2017),
     where the layer sits right after the input and its 9 numbers are trained
     with the rest of the network. LeukoNet appends it at the beginning of the
     Basic Network (Stage-1, Mourya et al., Section 3).
@@ -69,8 +71,10 @@ class SDLayer(nn.Module):
 
     Attributes
     ----------
-    weight : torch.Tensor of shape (3, 3, 1, 1)
-        The 1x1 convolution weight, ``inv(stain_matrix).T``.
+    weight : torch.Tensor of shape (3, 3)
+        The inverse stain matrix (rows: R, G, B OD channels; columns: stains),
+        initialised to ``inv(stain_matrix)``. It equals the transpose of the
+        equivalent 1x1 convolution kernel.
 
     References
     ----------
@@ -102,22 +106,20 @@ class SDLayer(nn.Module):
             )
         self.learnable = learnable
         self.activation = activation
-        weight = torch.as_tensor(np.linalg.inv(matrix).T.copy(), dtype=torch.float32)
-        weight = weight.reshape(3, 3, 1, 1)
+        weight = torch.as_tensor(np.linalg.inv(matrix), dtype=torch.float32)
         if learnable:
             self.weight = nn.Parameter(weight)
         else:
             self.register_buffer("weight", weight)
 
     def stain_matrix(self):
-        """The stain matrix implied by the current weight, ``inv(weight.T)``.
+        """The stain matrix implied by the current weight, ``inv(weight)``.
 
         Returns
         -------
         stain_matrix : ndarray of shape (3, 3), float64
         """
-        w = self.weight.detach().cpu().double().reshape(3, 3).numpy()
-        return np.linalg.inv(w.T)
+        return np.linalg.inv(self.weight.detach().cpu().double().numpy())
 
     def forward(self, x):
         """Deconvolve an OD image.
@@ -138,7 +140,7 @@ class SDLayer(nn.Module):
                 "SDLayer expects an optical-density image of shape (n, 3, H, W), "
                 f"got shape {tuple(x.shape)}."
             )
-        out = F.conv2d(x, self.weight.to(x.dtype))
+        out = od_to_stains(x, self.weight)
         return torch.tanh(out) if self.activation == "tanh" else out
 
     def extra_repr(self):
