@@ -1,0 +1,28 @@
+"""Image preprocessing of LeukoNet as scikit-learn transformers with a torch twin.
+
+- :class:`StainDeconvolution`: optical density and stain deconvolution
+  (the fixed counterpart of the SD-Layer; Stage-1 input);
+- :class:`LogDCT`: the energy-thresholded, sign-preserving log10 of the 2-D
+  DCT (Stage-2 input);
+- :class:`ChannelUnion`: stack transformer outputs along the channel axis
+  (Stage-2C input);
+- :func:`make_preprocessing` builds them by name, :func:`to_torch_module`
+  turns a fitted one into a torch module that runs on the network's device.
+
+Transformers take uint8 RGB images ``(n, H, W, 3)`` (``LogDCT``: optical
+density ``(n, C, H, W)``) and emit float32 ``(n, C, H, W)``.
+"""
+
+from ._dct import LogDCT
+from ._stain import STAIN_MATRICES, StainDeconvolution
+from ._torch import make_preprocessing, to_torch_module
+from ._union import ChannelUnion
+
+__all__ = [
+    "STAIN_MATRICES",
+    "ChannelUnion",
+    "LogDCT",
+    "StainDeconvolution",
+    "make_preprocessing",
+    "to_torch_module",
+]

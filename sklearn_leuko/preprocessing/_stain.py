@@ -1,0 +1,324 @@
+"""Optical density and stain deconvolution (the SD-Layer's fixed counterpart)."""
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ..nn._functional import rgb_to_od
+from ..utils import check_rgb_images
+from ._torch import (
+    StainDeconvolutionModule,
+    _check_structure,
+    _iter_checked_chunks,
+    _rgb_chunk_to_tensor,
+    _transform_in_chunks,
+)
+
+__all__ = ["STAIN_MATRICES", "StainDeconvolution"]
+
+
+def _with_cross_product(first, second):
+    first, second = np.asarray(first, float), np.asarray(second, float)
+    matrix = np.stack([first, second, np.cross(first, second)])
+    matrix.setflags(write=False)
+    return matrix
+
+
+def _frozen(rows):
+    matrix = np.array(rows, dtype=float)
+    matrix.setflags(write=False)
+    return matrix
+
+
+#: Named stain matrices; rows are the OD vectors of the stains (R, G, B), the
+#: convention of ``skimage.color.rgb_from_*``.
+STAIN_MATRICES = {
+    # Giemsa: methylene blue and eosin (ImageJ Colour Deconvolution plugin,
+    # ``skimage.color.rgb_from_bex``), third row = their cross product.
+    "giemsa": _with_cross_product(
+        [0.834750233, 0.513556283, 0.196330403], [0.092789, 0.954111, 0.283111]
+    ),
+    # Hematoxylin, eosin, DAB (Ruifrok and Johnston 2001, ``rgb_from_hed``).
+    "hed": _frozen([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]]),
+    # No deconvolution: the output is the optical density itself.
+    "identity": _frozen(np.eye(3)),
+}
+
+
+def _check_stain_matrix(stain_matrix):
+    try:
+        matrix = np.asarray(stain_matrix, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"stain_matrix must be one of {sorted([*STAIN_MATRICES, 'macenko'])} or a 3x3 "
+            f"array of numbers, got {type(stain_matrix).__name__}."
+        ) from exc
+    if matrix.shape != (3, 3):
+        raise ValueError(
+            f"stain_matrix must have shape (3, 3) (one row per stain, one column per R, "
+            f"G, B channel), got shape {matrix.shape}."
+        )
+    if not np.isfinite(matrix).all():
+        raise ValueError("stain_matrix contains NaN or infinite values.")
+    if np.linalg.cond(matrix) > 1e10:
+        raise ValueError(
+            "stain_matrix is singular (its rows are linearly dependent) and cannot be "
+            "inverted; complete a 2-stain matrix with the cross product of its rows."
+        )
+    return matrix.copy()
+
+
+def _macenko(pixels, *, i0, offset, log_base, zero_as_background, alpha, beta):
+    """Macenko et al. (2009) stain vectors from sampled foreground pixels."""
+    rgb = torch.from_numpy(np.ascontiguousarray(pixels.T, dtype=np.float64))
+    od = rgb_to_od(rgb[None, :, :, None], i0=i0, offset=offset, log_base=log_base,
+                   zero_as_background=zero_as_background)[0, :, :, 0].numpy().T
+    # beta is in natural-log OD units whatever log_base is (the usual 0.15).
+    od = od[np.linalg.norm(od, axis=1) * math.log(log_base) > beta]
+    if od.shape[0] < 50:
+        raise ValueError(
+            f"stain_matrix='macenko' found only {od.shape[0]} stained pixels (OD norm > "
+            f"macenko_beta={beta}) among the sampled foreground pixels; use more or "
+            "less faint training images, a larger n_pixels, or stain_matrix='giemsa'."
+        )
+    # Uncentred second moment: its leading eigenvectors span the stain plane.
+    _, vectors = np.linalg.eigh(od.T @ od / od.shape[0])
+    v1, v2 = vectors[:, 2], vectors[:, 1]
+    if v1.sum() < 0:
+        v1 = -v1
+    angles = np.arctan2(od @ v2, od @ v1)
+    low, high = np.percentile(angles, [alpha, 100 - alpha])
+    stains = []
+    for angle in (low, high):
+        vector = math.cos(angle) * v1 + math.sin(angle) * v2
+        vector /= np.linalg.norm(vector)
+        stains.append(vector if vector.sum() >= 0 else -vector)
+    # The stain absorbing red most (methylene blue, like hematoxylin) first.
+    first, second = sorted(stains, key=lambda v: -v[0])
+    third = np.cross(first, second)
+    norm = np.linalg.norm(third)
+    if norm < 1e-3:
+        raise ValueError(
+            "stain_matrix='macenko' estimated two nearly identical stain vectors (the "
+            "training pixels hold a single colour); use stain_matrix='giemsa' or train "
+            "on images with both stains."
+        )
+    return np.stack([first, second, third / norm])
+
+
+class StainDeconvolution(TransformerMixin, BaseEstimator):
+    r"""Stain concentrations of RGB images in optical density space.
+
+    Each image is converted to optical density (Beer-Lambert law) and every
+    pixel's OD row vector :math:`o` is deconvolved into stain concentrations
+    :math:`c = o\,S^{-1}`, where the rows of the stain matrix :math:`S` are
+    the OD vectors of the stains (Ruifrok and Johnston 2001). This is the
+    SD-Layer of Duggal et al. (2017), used by LeukoNet as its first layer
+    (Mourya et al. 2018, Section 3.1), with a fixed instead of a learnt
+    matrix and without the ``tanh``.
+
+    The OD follows the SD-Layer rule by default (``OD = -log10(I / 255)``,
+    values equal to 0 mapped to OD 0 so the black background of segmented
+    cells means "no stain"); see :func:`sklearn_leuko.nn._functional.rgb_to_od`.
+
+    Compared with ``skimage.color.separate_stains(rgb, inv(S))``, which uses
+    the normalised OD ``ln(max(I/255, 1e-6)) / ln(1e-6)`` and clips at 0, the
+    output is larger by ``ln(1e6) / ln(log_base)`` (6 for base 10) away from
+    black pixels and may be negative.
+
+    Parameters
+    ----------
+    stain_matrix : {"giemsa", "hed", "identity", "macenko"} or array-like of \
+            shape (3, 3), default="giemsa"
+        Rows are the stain OD vectors (R, G, B), as in
+        ``skimage.color.rgb_from_*``; used as given (not normalised).
+        ``"giemsa"``: methylene blue, eosin and their cross product
+        (``skimage.color.rgb_from_bex``), suited to the Jenner-Giemsa stained
+        smears of C-NMC. ``"hed"``: hematoxylin, eosin, DAB. ``"identity"``:
+        no deconvolution, the output is the OD. ``"macenko"``: estimated in
+        :meth:`fit` from the training images (Macenko et al. 2009): pixels
+        with a 0 in any channel (the black segmentation background) are
+        excluded, ``n_pixels`` pixels are sampled, OD vectors with a norm
+        below ``macenko_beta`` dropped, the extreme angles (percentiles
+        ``macenko_alpha`` and ``100 - macenko_alpha``) in the plane of the two
+        leading eigenvectors of the (uncentred) OD second moment give the two
+        stains (the one absorbing red most first), the third row is their
+        normalised cross product.
+    i0 : float, default=255.0
+        Incident light intensity of the OD conversion.
+    offset : float, default=0.0
+        Added to the intensities before the logarithm (1 in torchstain).
+    log_base : float, default=10.0
+        Base of the OD logarithm (10 in the SD-Layer, ``math.e`` elsewhere).
+    zero_as_background : bool, default=True
+        Values equal to 0 get OD 0 (SD-Layer rule); otherwise the intensity
+        is floored at 1 so the OD stays finite.
+    n_pixels : int, default=100_000
+        Number of pixels sampled (uniformly, with replacement, over all
+        training images) to estimate the Macenko matrix; bounds the memory of
+        :meth:`fit`. Unused by the other matrices.
+    macenko_alpha : float, default=1.0
+        Percentile of the extreme angles (1 in torchstain, 0.1 in SD-Layer).
+    macenko_beta : float, default=0.15
+        Minimum OD norm (natural-log units) of the pixels used by Macenko.
+    batch_size : int, default=64
+        Images per chunk in :meth:`transform`; peak extra memory is one chunk.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the pixel sampling of ``stain_matrix="macenko"``.
+
+    Attributes
+    ----------
+    stain_matrix_ : ndarray of shape (3, 3)
+        The stain matrix used (rows = stain OD vectors).
+
+    See Also
+    --------
+    LogDCT : the thresholded log-DCT of the concentrations (Stage-2).
+    sklearn_leuko.nn.SDLayer : the learnable version, inside the network.
+
+    References
+    ----------
+    .. [1] R. Duggal et al., "SD-Layer: Stain Deconvolutional Layer for CNNs
+       in Medical Microscopic Imaging", MICCAI 2017.
+    .. [2] A. C. Ruifrok, D. A. Johnston, "Quantification of histochemical
+       staining by color deconvolution", 2001.
+    .. [3] M. Macenko et al., "A method for normalizing histology slides for
+       quantitative analysis", ISBI 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_leuko.preprocessing import StainDeconvolution
+    >>> X = np.full((2, 8, 8, 3), 255, dtype=np.uint8)
+    >>> X[:, 2:6, 2:6] = (90, 60, 160)
+    >>> Xt = StainDeconvolution().fit_transform(X)
+    >>> Xt.shape, Xt.dtype
+    ((2, 3, 8, 8), dtype('float32'))
+    >>> float(abs(Xt[0, :, 0, 0]).max())  # white is OD 0, no stain
+    0.0
+    """
+
+    _parameter_constraints: dict = {
+        "stain_matrix": [StrOptions({*STAIN_MATRICES, "macenko"}), "array-like"],
+        "i0": [Interval(Real, 0, None, closed="neither")],
+        "offset": [Interval(Real, 0, None, closed="left")],
+        "log_base": [Interval(Real, 0, None, closed="neither")],
+        "zero_as_background": ["boolean"],
+        "n_pixels": [Interval(Integral, 1, None, closed="left")],
+        "macenko_alpha": [Interval(Real, 0, 50, closed="left")],
+        "macenko_beta": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        stain_matrix="giemsa",
+        *,
+        i0=255.0,
+        offset=0.0,
+        log_base=10.0,
+        zero_as_background=True,
+        n_pixels=100_000,
+        macenko_alpha=1.0,
+        macenko_beta=0.15,
+        batch_size=64,
+        random_state=None,
+    ):
+        self.stain_matrix = stain_matrix
+        self.i0 = i0
+        self.offset = offset
+        self.log_base = log_base
+        self.zero_as_background = zero_as_background
+        self.n_pixels = n_pixels
+        self.macenko_alpha = macenko_alpha
+        self.macenko_beta = macenko_beta
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _od_params(self):
+        if self.log_base == 1 or not math.isfinite(self.log_base):
+            raise ValueError(
+                f"log_base must be a positive number other than 1, got {self.log_base!r}; "
+                "use 10 (SD-Layer) or math.e (natural OD)."
+            )
+        return {"i0": self.i0, "offset": self.offset, "log_base": self.log_base,
+                "zero_as_background": self.zero_as_background}
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Set (or, for ``"macenko"``, estimate) the stain matrix.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, 3)
+            uint8 RGB images (float in [0, 255] accepted).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : StainDeconvolution
+        """
+        od_params = self._od_params()
+        if not isinstance(self.stain_matrix, str):
+            explicit = _check_stain_matrix(self.stain_matrix)
+        X = _check_structure(X, check_rgb_images)
+        for _ in _iter_checked_chunks(X, check_rgb_images, self.batch_size):
+            pass
+        if isinstance(self.stain_matrix, str) and self.stain_matrix == "macenko":
+            rng = check_random_state(self.random_state)
+            n, height, width = X.shape[:3]
+            flat = np.sort(rng.randint(0, n * height * width, size=self.n_pixels))
+            image, row, col = np.unravel_index(flat, (n, height, width))
+            pixels = X[image, row, col]
+            pixels = pixels[(pixels >= 0.5).all(axis=1)]
+            self.stain_matrix_ = _macenko(
+                pixels, alpha=self.macenko_alpha, beta=self.macenko_beta, **od_params
+            )
+        elif isinstance(self.stain_matrix, str):
+            self.stain_matrix_ = np.array(STAIN_MATRICES[self.stain_matrix])
+        else:
+            self.stain_matrix_ = explicit
+        return self
+
+    def transform(self, X):
+        """Stain concentrations, computed chunk by chunk with the torch module.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, 3)
+            uint8 RGB images (float in [0, 255] accepted).
+
+        Returns
+        -------
+        Xt : ndarray of shape (n_samples, 3, height, width), float32
+            Concentrations of the stains, in the order of the rows of
+            ``stain_matrix_``.
+        """
+        check_is_fitted(self)
+        return _transform_in_chunks(self.to_module(), X, check_rgb_images,
+                                    _rgb_chunk_to_tensor, self.batch_size)
+
+    def to_module(self):
+        """The fitted transformer as a torch module (same numbers as :meth:`transform`).
+
+        Returns
+        -------
+        module : StainDeconvolutionModule
+            Maps float RGB ``(n, 3, H, W)`` in [0, 255] to ``(n, 3, H, W)``.
+        """
+        check_is_fitted(self)
+        return StainDeconvolutionModule(self.stain_matrix_, **self._od_params())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
