@@ -1,0 +1,252 @@
+"""LeukoNetClassifier: fitting, prediction, augmentation gating, inner split, pickling."""
+
+import pickle
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import Pipeline
+
+from sklearn_leuko import LeukoNetClassifier
+from sklearn_leuko._classifier import CellLevelSplitWarning
+
+TINY = dict(widths=(4, 4, 8, 8, 8, 8), max_epochs=2, batch_size=16, verbose=0)
+
+
+def _data(tiny_cells):
+    return tiny_cells.images, tiny_cells.target, tiny_cells.groups
+
+
+def test_fit_predict_string_labels(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **TINY)
+    assert clf.fit(X, y, groups=g) is clf
+    assert list(clf.classes_) == ["all", "hem"]
+    pred = clf.predict(X)
+    assert pred.dtype.kind == "U" and set(pred) <= {"all", "hem"}
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert 0.0 <= clf.score(X, y) <= 1.0
+    assert clf.device_ == "cpu"
+
+
+def test_transform_returns_bilinear_features(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", bilinear_channels=3, random_state=0, **TINY)
+    feats = clf.fit(X, y, groups=g).transform(X[:5])
+    assert feats.shape == (5, 9) == (5, clf.n_features_out_)
+    assert feats.dtype == np.float32
+    # bilinear features are L2-normalised
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-4)
+
+
+def test_same_seed_same_predictions(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    params = dict(preprocessing="od", augment="all", random_state=3, **TINY)
+    p1 = LeukoNetClassifier(**params).fit(X, y, groups=g).predict_proba(X)
+    p2 = LeukoNetClassifier(**params).fit(X, y, groups=g).predict_proba(X)
+    np.testing.assert_array_equal(p1, p2)
+
+
+def test_augmentation_only_in_training(tiny_cells, monkeypatch):
+    """Would fail if predict (or validation) ran the augmenter."""
+    from sklearn_leuko.nn import ImageAugmenter
+
+    X, y, g = _data(tiny_cells)
+    calls = {"train": 0, "eval": 0}
+    original = ImageAugmenter.forward
+
+    def spy(self, x, mask=None):
+        calls["train" if self.training else "eval"] += 1
+        return original(self, x, mask)
+
+    monkeypatch.setattr(ImageAugmenter, "forward", spy)
+    clf = LeukoNetClassifier(preprocessing="od", augment="all", random_state=0, **TINY)
+    clf.fit(X, y, groups=g)
+    n_train_calls = calls["train"]
+    assert n_train_calls > 0
+    assert calls["eval"] == 0  # validation batches never reach the augmenter
+    p1 = clf.predict_proba(X)
+    p2 = clf.predict_proba(X)
+    np.testing.assert_array_equal(p1, p2)  # predict is deterministic: no augmentation
+    assert calls["train"] == n_train_calls and calls["eval"] == 0
+
+
+def test_minority_augmentation_resamples_to_majority(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", augment="minority", random_state=0, **TINY)
+    y_enc = np.where(y == "all", 0, 1)
+    clf.classes_ = np.array(["all", "hem"])
+    rows = np.arange(len(y))
+    indices, mask = clf._training_rows(y_enc, rows, "minority", np.random.RandomState(0))
+    counts = np.bincount(y_enc[indices])
+    assert counts[0] == counts[1] == np.bincount(y_enc).max()
+    assert mask[y_enc == 1].all() and not mask[y_enc == 0].any()
+
+
+def test_inner_split_is_subject_level(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(validation_fraction=0.25)
+    y_enc = np.where(y == "all", 0, 1)
+    for seed in range(5):
+        train, valid = clf._inner_split(y_enc, g, np.random.RandomState(seed))
+        assert set(g[train]).isdisjoint(g[valid])
+        assert len(valid) > 0
+
+
+def test_no_groups_warns_cell_level_split(tiny_cells):
+    X, y, _ = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1})
+    with pytest.warns(CellLevelSplitWarning, match="cell level"):
+        clf.fit(X, y)
+
+
+def test_best_epoch_weights_are_restored(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **{**TINY, "max_epochs": 4})
+    clf.fit(X, y, groups=g)
+    history = clf.history_
+    accs = history[:, "valid_acc"]
+    assert clf.best_epoch_ == int(np.argmax(accs)) + 1
+    # The restored weights reproduce the best epoch's validation accuracy.
+    train_rows, valid_rows = clf._inner_split(
+        clf._label_encoder.transform(y), g, _replay_rng(0)
+    )
+    acc = np.mean(clf.predict(X[valid_rows]) == y[valid_rows])
+    assert acc == pytest.approx(max(accs))
+
+
+def _replay_rng(random_state):
+    """The RandomState as fit left it right before the inner split."""
+    rng = np.random.RandomState(random_state)
+    rng.randint(np.iinfo(np.int32).max)
+    return rng
+
+
+def test_pipeline_form_with_transformer(tiny_cells):
+    from sklearn_leuko.preprocessing import StainDeconvolution
+
+    X, y, g = _data(tiny_cells)
+    pipe = Pipeline([("od", StainDeconvolution()), ("net", LeukoNetClassifier(random_state=0, **TINY))])
+    pipe.fit(X, y, net__groups=g)
+    assert pipe.predict(X).shape == (len(X),)
+    assert pipe.named_steps["net"].input_kind_ == "channels_first"
+
+
+def test_augmenting_preprocessed_input_is_refused(tiny_cells):
+    from sklearn_leuko.preprocessing import StainDeconvolution
+
+    X, y, g = _data(tiny_cells)
+    od = StainDeconvolution().fit_transform(X)
+    clf = LeukoNetClassifier(augment="all", **TINY)
+    with pytest.raises(ValueError, match="augmentation acts on images"):
+        clf.fit(od, y, groups=g)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"activation": "tanh"}, "tanh"),
+        ({"augment": "sometimes"}, "augment"),
+        ({"architecture": "resnet"}, "architecture"),
+        ({"max_epochs": 0}, "max_epochs"),
+        ({"validation_fraction": 1.5}, "validation_fraction"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"preprocessing": "fourier"}, "fourier"),
+        ({"resume": True}, "checkpoint_dir"),
+    ],
+)
+def test_bad_parameters_give_clear_errors(tiny_cells, params, match):
+    X, y, g = _data(tiny_cells)
+    with pytest.raises(ValueError, match=match):
+        LeukoNetClassifier(**{**TINY, **params}).fit(X, y, groups=g)
+
+
+def test_bad_input_gives_clear_errors(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", **TINY)
+    with pytest.raises(ValueError, match="only 1 class"):
+        clf.fit(X, np.full(len(X), "all"), groups=g)
+    with pytest.raises(ValueError, match="labels but X has"):
+        clf.fit(X, y[:-1], groups=g)
+    with pytest.raises(ValueError, match="subject IDs but X has"):
+        clf.fit(X, y, groups=g[:-1])
+    with pytest.raises(ValueError, match="4-D"):
+        clf.fit(X[0], y[:1])
+    clf.fit(X, y, groups=g)
+    with pytest.raises(ValueError, match="fitted on uint8 RGB images of shape"):
+        clf.predict(np.zeros((2, 16, 16, 3), dtype=np.uint8))
+
+
+def test_grid_search_and_clone(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1})
+    clone_ = clone(clf)
+    assert clone_.get_params() == clf.get_params()
+    grid = GridSearchCV(
+        clf,
+        {"activation": ["relu", "ptelu"], "augment": ["off", "all"]},
+        cv=GroupKFold(2),
+        error_score="raise",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CellLevelSplitWarning)
+        grid.fit(X, y, groups=g)
+    assert len(grid.cv_results_["params"]) == 4
+    assert grid.best_params_["activation"] in ("relu", "ptelu")
+
+
+def test_pickle_roundtrip_in_fresh_process(tiny_cells, tmp_path):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od+log_dct", random_state=0, **TINY).fit(X, y, groups=g)
+    expected = clf.predict_proba(X)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), expected)
+    model = tmp_path / "model.joblib"
+    data = tmp_path / "X.npy"
+    joblib.dump(clf, model)
+    np.save(data, X)
+    code = textwrap.dedent(
+        f"""
+        import joblib, numpy as np
+        clf = joblib.load({str(model)!r})
+        np.save({str(tmp_path / 'proba.npy')!r}, clf.predict_proba(np.load({str(data)!r})))
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "proba.npy"), expected)
+
+
+def test_loading_from_other_version_warns(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1})
+    clf.fit(X, y, groups=g)
+    state = clf.__getstate__()
+    state["_sklearn_leuko_version"] = "0.0.1"
+    other = LeukoNetClassifier.__new__(LeukoNetClassifier)
+    with pytest.warns(UserWarning, match="saved with sklearn-leuko 0.0.1"):
+        other.__setstate__(state)
+
+
+def test_vgg11_architecture(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(
+        preprocessing="od", architecture="vgg11", widths=(4, 4, 8, 8, 8, 8, 8, 8),
+        random_state=0, **{k: v for k, v in TINY.items() if k != "widths"},
+    )
+    assert clf.fit(X, y, groups=g).transform(X[:2]).shape == (2, 8)
+
+
+def test_no_validation_keeps_last_epoch(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", validation_fraction=None, random_state=0, **TINY)
+    clf.fit(X, y, groups=g)
+    assert clf.best_epoch_ is None
+    assert "valid_acc" not in clf.history_[-1]
