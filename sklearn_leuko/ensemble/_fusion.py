@@ -4,7 +4,13 @@ import warnings
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import ClassifierMixin, TransformerMixin, _fit_context, clone, is_classifier
+from sklearn.base import (
+    ClassifierMixin,
+    TransformerMixin,
+    _fit_context,
+    clone,
+    is_classifier,
+)
 from sklearn.ensemble._base import _BaseHeterogeneousEnsemble
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, check_cv
@@ -74,7 +80,9 @@ def _as_2d(features):
     return features
 
 
-class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogeneousEnsemble):
+class FeatureFusionClassifier(
+    ClassifierMixin, TransformerMixin, _BaseHeterogeneousEnsemble
+):
     """Fuse the features of several networks into one linear classifier.
 
     The paper's hybrid stages (Mourya et al. 2018, section 4, "Stage-3" and
@@ -184,8 +192,15 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
     # the out-of-fold split and every base network's inner validation split.
     __metadata_request__fit = {"groups": True}
 
-    def __init__(self, estimators, final_estimator=None, *, cv="in_sample", n_jobs=None,
-                 verbose=0):
+    def __init__(
+        self,
+        estimators,
+        final_estimator=None,
+        *,
+        cv="in_sample",
+        n_jobs=None,
+        verbose=0,
+    ):
         super().__init__(estimators=estimators)
         self.final_estimator = final_estimator
         self.cv = cv
@@ -195,7 +210,9 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
     # ------------------------------------------------------------ validation
     def _validate_estimators(self):
         if len(self.estimators) == 0 or not all(
-            isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)
+            isinstance(item, (tuple, list))
+            and len(item) == 2
+            and isinstance(item[0], str)
             for item in self.estimators
         ):
             raise ValueError(
@@ -203,11 +220,13 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
                 "[('stage1', make_stage('1')), ('stage2c', make_stage('2C'))]; got "
                 f"{self.estimators!r:.200}."
             )
-        names, estimators = zip(*self.estimators)
+        names, estimators = zip(*self.estimators, strict=True)
         self._validate_names(names)
         if all(isinstance(est, str) and est == "drop" for est in estimators):
-            raise ValueError("estimators: all estimators are 'drop'; at least one is needed.")
-        for name, est in zip(names, estimators):
+            raise ValueError(
+                "estimators: all estimators are 'drop'; at least one is needed."
+            )
+        for name, est in zip(names, estimators, strict=True):
             if isinstance(est, str) and est == "drop":
                 continue
             if not hasattr(est, "fit") or not hasattr(est, "transform"):
@@ -246,7 +265,9 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
             # Few subjects per class trigger scikit-learn's "least populated
             # class" warning; the folds are still valid partitions.
             warnings.filterwarnings("ignore", message=".*least populated class.*")
-            folds = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, y, groups)]
+            folds = [
+                (np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, y, groups)
+            ]
         n = len(y)
         seen = np.zeros(n, dtype=int)
         for _, test in folds:
@@ -259,7 +280,8 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
             )
         if groups is not None:
             leaks = sum(
-                len(np.intersect1d(groups[train], groups[test])) > 0 for train, test in folds
+                len(np.intersect1d(groups[train], groups[test])) > 0
+                for train, test in folds
             )
             if leaks:
                 warnings.warn(
@@ -301,7 +323,11 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
         groups = check_groups(groups, n)
         self._label_encoder = LabelEncoder().fit(y)
         self.classes_ = self._label_encoder.classes_
-        final = default_final_estimator() if self.final_estimator is None else self.final_estimator
+        final = (
+            default_final_estimator()
+            if self.final_estimator is None
+            else self.final_estimator
+        )
         if not is_classifier(final):
             raise TypeError(
                 f"final_estimator must be a classifier, got {type(final).__name__}; e.g. "
@@ -309,15 +335,22 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
             )
         self.final_estimator_ = clone(final)
 
-        kept = [(name, est) for name, est in zip(names, all_estimators)
-                if not (isinstance(est, str) and est == "drop")]
+        kept = [
+            (name, est)
+            for name, est in zip(names, all_estimators, strict=True)
+            if not (isinstance(est, str) and est == "drop")
+        ]
         parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)
 
         if self.cv == "prefit":
             for name, est in kept:
-                check_is_fitted(est, msg=(
-                    f"cv='prefit' but estimators[{name!r}] is not fitted; fit it first, "
-                    "or use cv='in_sample' to fit it here."))
+                check_is_fitted(
+                    est,
+                    msg=(
+                        f"cv='prefit' but estimators[{name!r}] is not fitted; fit it first, "
+                        "or use cv='in_sample' to fit it here."
+                    ),
+                )
             self.estimators_ = [est for _, est in kept]
             features = None
         elif self.cv == "in_sample":
@@ -327,7 +360,9 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
             features = None
         else:
             folds = self._folds(X, y, groups)
-            jobs = [delayed(_fit_one)(clone(est), X, y, groups, None) for _, est in kept]
+            jobs = [
+                delayed(_fit_one)(clone(est), X, y, groups, None) for _, est in kept
+            ]
             jobs += [
                 delayed(_fit_transform_fold)(clone(est), X, y, groups, train, test)
                 for _, est in kept
@@ -335,10 +370,10 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
             ]
             results = parallel(jobs)
             self.estimators_ = results[: len(kept)]
-            per_fold = results[len(kept):]
+            per_fold = results[len(kept) :]
             blocks = []
             for i in range(len(kept)):
-                parts = per_fold[i * len(folds): (i + 1) * len(folds)]
+                parts = per_fold[i * len(folds) : (i + 1) * len(folds)]
                 width = {part.shape[1] for _, part in parts}
                 if len(width) != 1:
                     raise ValueError(
@@ -354,7 +389,7 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
 
         self.named_estimators_ = Bunch()
         fitted = iter(self.estimators_)
-        for name, est in zip(names, all_estimators):
+        for name, est in zip(names, all_estimators, strict=True):
             self.named_estimators_[name] = (
                 est if isinstance(est, str) and est == "drop" else next(fitted)
             )
@@ -409,7 +444,9 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
         y_pred : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        return self._label_encoder.inverse_transform(self.final_estimator_.predict(self.transform(X)))
+        return self._label_encoder.inverse_transform(
+            self.final_estimator_.predict(self.transform(X))
+        )
 
     @available_if(_final_estimator_has("predict_proba"))
     def predict_proba(self, X):
@@ -457,16 +494,27 @@ class FeatureFusionClassifier(ClassifierMixin, TransformerMixin, _BaseHeterogene
         """
         check_is_fitted(self)
         return np.asarray(
-            [f"{name}_{i}" for name, width in zip(self._kept_names, self.n_features_per_estimator_)
-             for i in range(width)],
+            [
+                f"{name}_{i}"
+                for name, width in zip(
+                    self._kept_names, self.n_features_per_estimator_, strict=True
+                )
+                for i in range(width)
+            ],
             dtype=object,
         )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         try:
-            bases = [est for _, est in self.estimators if not (isinstance(est, str) and est == "drop")]
-            tags.input_tags.two_d_array = all(get_tags(est).input_tags.two_d_array for est in bases)
+            bases = [
+                est
+                for _, est in self.estimators
+                if not (isinstance(est, str) and est == "drop")
+            ]
+            tags.input_tags.two_d_array = all(
+                get_tags(est).input_tags.two_d_array for est in bases
+            )
         except Exception:  # malformed estimators: fit raises the clear error
             pass
         return tags

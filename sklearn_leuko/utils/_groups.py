@@ -54,7 +54,10 @@ def _routed_wants_groups(estimator):
             return False
         return "groups" in names
     # A plain consumer called directly: give groups unless it declined them.
-    return _fit_accepts_groups(estimator) and routing.fit.requests.get("groups") is not False
+    return (
+        _fit_accepts_groups(estimator)
+        and routing.fit.requests.get("groups") is not False
+    )
 
 
 def groups_fit_params(estimator, groups):
