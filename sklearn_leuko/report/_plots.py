@@ -28,7 +28,11 @@ __all__ = [
 ]
 
 _LABEL_NAMES = {"hem": "hem (normal)", "all": "all (cancer)"}
-_STAIN_NAMES = {"giemsa": ("methylene blue", "eosin", "residual")}
+_STAIN_NAMES = {
+    "giemsa": ("methylene blue", "eosin", "residual"),
+    "hed": ("haematoxylin", "eosin", "DAB"),
+    "identity": ("red", "green", "blue"),
+}
 
 
 def _save(fig, path, dpi=120):
