@@ -74,6 +74,9 @@ def _check_stain_matrix(stain_matrix):
     return matrix.copy()
 
 
+_MIN_STAIN_ANGLE = 3.0
+
+
 def _macenko(pixels, *, i0, offset, log_base, zero_as_background, alpha, beta):
     """Macenko et al. (2009) stain vectors from sampled foreground pixels."""
     rgb = torch.from_numpy(np.ascontiguousarray(pixels.T, dtype=np.float64))
@@ -103,11 +106,13 @@ def _macenko(pixels, *, i0, offset, log_base, zero_as_background, alpha, beta):
     first, second = sorted(stains, key=lambda v: -v[0])
     third = np.cross(first, second)
     norm = np.linalg.norm(third)
-    if norm < 1e-3:
+    # Below a few degrees the two "stains" are one colour plus pixel noise.
+    if norm < math.sin(math.radians(_MIN_STAIN_ANGLE)):
         raise ValueError(
-            "stain_matrix='macenko' estimated two nearly identical stain vectors (the "
-            "training pixels hold a single colour); use stain_matrix='giemsa' or train "
-            "on images with both stains."
+            f"stain_matrix='macenko' estimated two nearly identical stain vectors "
+            f"({math.degrees(math.asin(min(norm, 1.0))):.2g} degrees apart, under "
+            f"{_MIN_STAIN_ANGLE}): the training pixels hold a single colour; use "
+            "stain_matrix='giemsa' or train on images with both stains."
         )
     return np.stack([first, second, third / norm])
 
@@ -149,7 +154,8 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
         ``macenko_alpha`` and ``100 - macenko_alpha``) in the plane of the two
         leading eigenvectors of the (uncentred) OD second moment give the two
         stains (the one absorbing red most first), the third row is their
-        normalised cross product.
+        normalised cross product. Two stains less than 3 degrees apart (a
+        single colour) raise a ValueError.
     i0 : float, default=255.0
         Incident light intensity of the OD conversion.
     offset : float, default=0.0
