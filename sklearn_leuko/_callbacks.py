@@ -1,6 +1,7 @@
 """skorch callbacks: best-epoch restore and atomic, resumable checkpoints."""
 
 import copy
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -63,6 +64,12 @@ class RestoreBestWeights(Callback):
         self.best_state_ = state["best_state"]
 
 
+def _plain(obj):
+    """History entries hold numpy scalars; ``weights_only`` loading wants plain
+    Python types."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item()))
+
+
 def atomic_torch_save(obj, path):
     """``torch.save`` to a temporary file, then rename: a kill never leaves
     a half-written checkpoint behind."""
@@ -112,7 +119,7 @@ class ResumableCheckpoint(Callback):
             "epoch": len(net.history),
             "module": _cpu_state_dict(net.module_),
             "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
-            "history": net.history.to_list(),
+            "history": _plain(net.history.to_list()),
             "best": None if self.best_callback is None else self.best_callback.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
