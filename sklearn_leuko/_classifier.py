@@ -127,6 +127,9 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         ``0`` silent, ``1`` skorch's epoch table.
     progress_bar : bool, default=False
         Show a progress bar over the batches of each epoch.
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Extra skorch callbacks (cloned at fit time), e.g.
+        ``skorch.callbacks.LRScheduler``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the inner split, shuffling,
         resampling and augmentation. The same integer gives the same
@@ -197,6 +200,7 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         resume=False,
         verbose=1,
         progress_bar=False,
+        callbacks=None,
         random_state=None,
     ):
         self.preprocessing = preprocessing
@@ -225,6 +229,7 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         self.resume = resume
         self.verbose = verbose
         self.progress_bar = progress_bar
+        self.callbacks = callbacks
         self.random_state = random_state
 
     # ------------------------------------------------------------------ checks
@@ -350,7 +355,8 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _fingerprint(self, X, y_enc, groups):
         params = {k: repr(v) for k, v in self.get_params(deep=False).items()
-                  if k not in ("verbose", "progress_bar", "resume", "checkpoint_dir")}
+                  if k not in ("verbose", "progress_bar", "resume", "checkpoint_dir",
+                               "callbacks")}
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(y_enc).tobytes())
         digest.update(repr(X.shape).encode())
@@ -449,6 +455,9 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
                 self.checkpoint_dir, fingerprint, best)))
         if self.progress_bar:
             callbacks.append(("progress_bar", ProgressBar()))
+        for i, cb in enumerate(self.callbacks or []):
+            name, cb = cb if isinstance(cb, tuple) else (f"user_{i}", cb)
+            callbacks.append((name, clone(cb)))
 
         disabled_callbacks = {}
         if valid_set is None:

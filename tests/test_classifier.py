@@ -250,3 +250,25 @@ def test_no_validation_keeps_last_epoch(tiny_cells):
     clf.fit(X, y, groups=g)
     assert clf.best_epoch_ is None
     assert "valid_acc" not in clf.history_[-1]
+
+
+def test_user_callbacks_are_cloned_and_run(tiny_cells):
+    from skorch.callbacks import Callback
+
+    class CountEpochs(Callback):
+        def __init__(self, seen=None):
+            self.seen = seen
+
+        def initialize(self):
+            self.seen_ = 0
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.seen_ += 1
+
+    X, y, g = _data(tiny_cells)
+    user_cb = CountEpochs()
+    clf = LeukoNetClassifier(preprocessing="od", callbacks=[("count", user_cb)],
+                             random_state=0, **TINY).fit(X, y, groups=g)
+    assert clf.net_.callbacks_[[n for n, _ in clf.net_.callbacks_].index("count")][1].seen_ == 2
+    assert not hasattr(user_cb, "seen_")  # the parameter itself is untouched
