@@ -1,5 +1,11 @@
-"""Data sets: a synthetic C-NMC-like generator and the real C-NMC 2019 layout."""
+"""Data sets: a synthetic C-NMC-like generator and the real C-NMC 2019 layout.
 
+- :func:`make_cells`: synthetic single-cell images with subject-level effects;
+- :func:`load_cnmc`, :func:`read_images`: read the C-NMC 2019 folder layout;
+- :func:`write_cnmc`: write images into that layout (BMP files).
+"""
+
+from ._cnmc import load_cnmc, read_images, write_cnmc
 from ._synthetic import make_cells
 
-__all__ = ["make_cells"]
+__all__ = ["load_cnmc", "make_cells", "read_images", "write_cnmc"]
