@@ -1,0 +1,155 @@
+"""make_stage and STAGES: the paper's configurations."""
+
+import os
+
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from sklearn_leuko import (
+    STAGES,
+    FeatureFusionClassifier,
+    LeukoNetClassifier,
+    make_stage,
+)
+from sklearn_leuko.utils._groups import fit_with_groups
+
+TINY = dict(
+    widths=(4, 4, 8, 8, 8, 8), max_epochs=2, batch_size=16, verbose=0, random_state=0
+)
+VGG_TINY = {**TINY, "widths": (4, 4, 8, 8, 8, 8, 8, 8)}
+
+
+def _nets(stage):
+    """The LeukoNetClassifier(s) of a stage, by base name ("" for single stages)."""
+    if isinstance(stage, FeatureFusionClassifier):
+        return {name: est[-1] for name, est in stage.estimators}
+    return {"": stage[-1]}
+
+
+def test_stages_lists_the_paper_configurations():
+    assert STAGES == ("1", "2", "2C", "3", "3C", "vgg11")
+
+
+@pytest.mark.parametrize(
+    "name, preprocessing, architecture",
+    [
+        ("1", "od", "basic"),
+        ("2", "log_dct", "basic"),
+        ("2C", "od+log_dct", "basic"),
+        ("vgg11", "od", "vgg11"),
+    ],
+)
+def test_single_stages_are_one_step_pipelines(name, preprocessing, architecture):
+    stage = make_stage(name)
+    assert isinstance(stage, Pipeline)
+    assert [step for step, _ in stage.steps] == ["net"]
+    net = stage[-1]
+    assert isinstance(net, LeukoNetClassifier)
+    assert (net.preprocessing, net.architecture) == (preprocessing, architecture)
+
+
+@pytest.mark.parametrize(
+    "name, second, preprocessing",
+    [("3", "stage2", "log_dct"), ("3C", "stage2c", "od+log_dct")],
+)
+def test_fusion_stages_fuse_stage1_with_stage2_or_2c(name, second, preprocessing):
+    stage = make_stage(name)
+    assert isinstance(stage, FeatureFusionClassifier)
+    assert [base for base, _ in stage.estimators] == ["stage1", second]
+    nets = _nets(stage)
+    assert nets["stage1"].preprocessing == "od"
+    assert nets[second].preprocessing == preprocessing
+    assert stage.cv == "in_sample"
+    # explicit final estimator so its parameters can be searched by name
+    assert "final_estimator__logisticregression__C" in stage.get_params()
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_every_stage_fits_and_predicts(tiny_cells, name):
+    d = tiny_cells
+    stage = make_stage(name, **(VGG_TINY if name == "vgg11" else TINY))
+    fit_with_groups(stage, d.images, d.target, d.groups)
+    pred = stage.predict(d.images)
+    assert pred.shape == (len(d.images),)
+    assert set(pred) <= {"all", "hem"}
+    assert stage.predict_proba(d.images).shape == (len(d.images), 2)
+
+
+@pytest.mark.parametrize(
+    "alias, canonical",
+    [("3c", "3C"), ("2c", "2C"), ("VGG11", "vgg11"), ("Stage-3C", "3C"), (1, "1")],
+)
+def test_stage_names_are_case_insensitive(alias, canonical):
+    assert clone(make_stage(alias)).get_params(deep=True).keys() == (
+        make_stage(canonical).get_params(deep=True).keys()
+    )
+    assert repr(make_stage(alias)) == repr(make_stage(canonical))
+
+
+def test_params_apply_to_every_network():
+    stage = make_stage(
+        "3C",
+        lr=0.01,
+        activation="ptelu",
+        widths=(4, 4, 8, 8, 8, 8),
+        random_state=3,
+        device="cpu",
+    )
+    for net in _nets(stage).values():
+        assert (net.lr, net.activation, net.widths, net.random_state, net.device) == (
+            0.01,
+            "ptelu",
+            (4, 4, 8, 8, 8, 8),
+            3,
+            "cpu",
+        )
+
+
+@pytest.mark.parametrize("name, second", [("3", "stage2"), ("3C", "stage2c")])
+def test_augment_applies_to_the_stage1_network_only_in_fusion(name, second):
+    nets = _nets(make_stage(name, augment="minority"))
+    assert nets["stage1"].augment == "minority"
+    assert nets[second].augment == "off"
+
+
+def test_augment_applies_to_a_single_stage():
+    assert make_stage("2C", augment="all")[-1].augment == "all"
+
+
+def test_fusion_params_reach_the_fusion():
+    final = LogisticRegression(C=0.3)
+    stage = make_stage("3", cv=3, n_jobs=2, final_estimator=final)
+    assert (stage.cv, stage.n_jobs, stage.final_estimator) == (3, 2, final)
+
+
+def test_checkpoint_dir_gets_one_folder_per_network(tmp_path):
+    nets = _nets(make_stage("3C", checkpoint_dir=tmp_path))
+    assert nets["stage1"].checkpoint_dir == os.path.join(tmp_path, "stage1")
+    assert nets["stage2c"].checkpoint_dir == os.path.join(tmp_path, "stage2c")
+
+
+def test_unknown_stage_lists_the_valid_ones():
+    with pytest.raises(
+        ValueError, match=r"Unknown stage '4'.*'1', '2', '2C', '3', '3C', 'vgg11'"
+    ):
+        make_stage("4")
+
+
+def test_unknown_parameter_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown parameter 'epochs'.*max_epochs"):
+        make_stage("1", epochs=3)
+
+
+def test_fusion_parameters_are_refused_for_single_stages():
+    with pytest.raises(ValueError, match="only for stages '3' and '3C'"):
+        make_stage("2C", cv=2)
+
+
+@pytest.mark.parametrize(
+    "key, value", [("preprocessing", "od"), ("architecture", "vgg11")]
+)
+def test_stage_defining_parameters_are_refused(key, value):
+    with pytest.raises(ValueError, match=f"'{key}' is fixed by the stage"):
+        make_stage("1", **{key: value})
