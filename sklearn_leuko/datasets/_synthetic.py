@@ -471,6 +471,10 @@ def make_cells(
     groups = subjects["subject"][cells["subject_index"]]
     target = subjects["label"][cells["subject_index"]]
     filenames = _filenames(groups, target, rng)
+    # shuffle the cell table, not the images: no second copy of a large array
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    cells = {key: value[order] for key, value in cells.items()}
+    groups, target, filenames = groups[order], target[order], filenames[order]
 
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     # ~24 float32 work arrays of one image each are alive at the peak
@@ -480,8 +484,6 @@ def make_cells(
         chunk_rng = np.random.default_rng([*seed, start])
         images[idx] = _render(cells, subjects, idx, image_size, noise, chunk_rng)
 
-    order = rng.permutation(n) if shuffle else np.arange(n)
-    images, target, groups = images[order], target[order], groups[order]
     if return_X_y:
         return images, target, groups
 
@@ -508,8 +510,8 @@ def make_cells(
         target=target,
         groups=groups,
         subjects=table,
-        blast_score=cells["blast_score"][order],
-        filenames=filenames[order],
+        blast_score=cells["blast_score"],
+        filenames=filenames,
         DESCR=_DESCR,
     )
 
