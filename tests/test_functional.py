@@ -52,8 +52,13 @@ def test_rgb_to_od_never_infinite_without_background_rule(offset, log_base):
 
 
 def test_rgb_to_od_torchstain_convention():
-    od = rgb_to_od(_rgb([239.0, 0.0, 100.0]), i0=240.0, offset=1.0, log_base=math.e,
-                   zero_as_background=False)
+    od = rgb_to_od(
+        _rgb([239.0, 0.0, 100.0]),
+        i0=240.0,
+        offset=1.0,
+        log_base=math.e,
+        zero_as_background=False,
+    )
     expected = [0.0, -math.log(1 / 240), -math.log(101 / 240)]
     np.testing.assert_allclose(od.flatten().numpy(), expected, rtol=1e-6, atol=1e-7)
 
@@ -66,7 +71,11 @@ def test_rgb_to_od_accepts_uint8_and_keeps_float64():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"i0": 0.0}, "i0"), ({"offset": -1.0}, "offset"), ({"log_base": 1.0}, "log_base")],
+    [
+        ({"i0": 0.0}, "i0"),
+        ({"offset": -1.0}, "offset"),
+        ({"log_base": 1.0}, "log_base"),
+    ],
 )
 def test_rgb_to_od_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -96,8 +105,9 @@ def test_od_to_stains_shape_mismatch():
 # ----------------------------------------------------------------- DCT
 def test_dct_matrix_matches_scipy_and_is_orthonormal():
     c = dct_matrix(7, dtype=torch.float64).numpy()
-    np.testing.assert_allclose(c, scipy.fft.dct(np.eye(7), type=2, norm="ortho", axis=0),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        c, scipy.fft.dct(np.eye(7), type=2, norm="ortho", axis=0), atol=1e-12
+    )
     np.testing.assert_allclose(c @ c.T, np.eye(7), atol=1e-12)
 
 
@@ -115,7 +125,9 @@ def test_dct2_matches_scipy_dctn_non_square():
 
 
 def test_idct2_inverts_dct2():
-    x = torch.randn(2, 3, 8, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(
+        2, 3, 8, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
     torch.testing.assert_close(idct2(dct2(x)), x)
 
 
@@ -129,7 +141,9 @@ def test_dct2_of_constant_image_has_only_dc():
 # ----------------------------------------------------------------- energy threshold
 @pytest.mark.parametrize("energy", [0.5, 0.95, 1.0])
 def test_energy_threshold_keeps_smallest_set_holding_the_share(energy):
-    c = torch.randn(3, 2, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    c = torch.randn(
+        3, 2, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(2)
+    )
     t = energy_threshold(c, energy)
     assert t.shape == (3, 2)
     squared = c.square()
@@ -168,7 +182,9 @@ def test_log_dct_matches_scipy_numpy_reference():
     rng = np.random.default_rng(3)
     od = rng.gamma(2.0, 0.5, (2, 3, 12, 10))
     for log_rule in ("paper", "log1p"):
-        out = log_dct(torch.from_numpy(od), energy=0.9, log_rule=log_rule, scale=3.0).numpy()
+        out = log_dct(
+            torch.from_numpy(od), energy=0.9, log_rule=log_rule, scale=3.0
+        ).numpy()
         for i in range(2):
             for ch in range(3):
                 c = scipy.fft.dctn(od[i, ch], type=2, norm="ortho") * 3.0
@@ -176,14 +192,23 @@ def test_log_dct_matches_scipy_numpy_reference():
                 k = np.searchsorted(np.cumsum(order), 0.9 * order.sum())
                 keep = np.abs(c) >= np.sqrt(order[k])
                 magnitude = np.abs(c)
-                logged = (np.log10(np.maximum(magnitude, 1)) if log_rule == "paper"
-                          else np.log10(1 + magnitude))
-                np.testing.assert_allclose(out[i, ch], np.sign(c) * np.where(keep, logged, 0),
-                                           atol=1e-10)
+                logged = (
+                    np.log10(np.maximum(magnitude, 1))
+                    if log_rule == "paper"
+                    else np.log10(1 + magnitude)
+                )
+                np.testing.assert_allclose(
+                    out[i, ch], np.sign(c) * np.where(keep, logged, 0), atol=1e-10
+                )
 
 
 def test_log_dct_fixed_thresholds():
-    od = torch.rand(2, 2, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 5
+    od = (
+        torch.rand(
+            2, 2, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64
+        )
+        * 5
+    )
     c = dct2(od)
     out = log_dct(od, thresholds=[0.0, 1e9])
     assert torch.count_nonzero(out[:, 1]) == 0
@@ -193,8 +218,12 @@ def test_log_dct_fixed_thresholds():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"log_rule": "ln"}, "log_rule"), ({"scale": 0.0}, "scale"),
-     ({"energy": 0.0}, "energy"), ({"thresholds": [1.0, 2.0]}, "thresholds")],
+    [
+        ({"log_rule": "ln"}, "log_rule"),
+        ({"scale": 0.0}, "scale"),
+        ({"energy": 0.0}, "energy"),
+        ({"thresholds": [1.0, 2.0]}, "thresholds"),
+    ],
 )
 def test_log_dct_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

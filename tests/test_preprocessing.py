@@ -50,8 +50,12 @@ def to_nchw(X):
 
 # ----------------------------------------------------------------- stain matrices
 def test_named_stain_matrices_match_skimage():
-    np.testing.assert_allclose(STAIN_MATRICES["giemsa"], skimage.color.rgb_from_bex, atol=1e-8)
-    np.testing.assert_allclose(STAIN_MATRICES["hed"], skimage.color.rgb_from_hed, atol=1e-8)
+    np.testing.assert_allclose(
+        STAIN_MATRICES["giemsa"], skimage.color.rgb_from_bex, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        STAIN_MATRICES["hed"], skimage.color.rgb_from_hed, atol=1e-8
+    )
     assert not STAIN_MATRICES["giemsa"].flags.writeable
 
 
@@ -75,7 +79,9 @@ def test_pure_stain_image_deconvolves_to_one_channel():
 def test_identity_matrix_outputs_sd_layer_od():
     X = np.array([[[[255, 25, 0]]]], dtype=np.uint8)
     Xt = StainDeconvolution(stain_matrix="identity").fit_transform(X)
-    np.testing.assert_allclose(Xt[0, :, 0, 0], [0.0, math.log10(255 / 25), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        Xt[0, :, 0, 0], [0.0, math.log10(255 / 25), 0.0], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("log_base, factor", [(10.0, 6.0), (math.e, math.log(1e6))])
@@ -87,8 +93,9 @@ def test_agrees_with_skimage_separate_stains_up_to_scale(log_base, factor):
     ours = np.moveaxis(ours, 0, -1)
     ref = skimage.color.separate_stains(ihc, skimage.color.bex_from_rgb)
     not_black = (ihc > 0).all(axis=-1)
-    np.testing.assert_allclose(np.maximum(ours[not_black], 0) / factor, ref[not_black],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.maximum(ours[not_black], 0) / factor, ref[not_black], atol=1e-5
+    )
 
 
 def test_black_background_is_finite_zero():
@@ -102,7 +109,9 @@ def test_black_background_is_finite_zero():
 def test_float_rgb_input_matches_uint8():
     X = make_stained_cells(2)
     est = StainDeconvolution().fit(X)
-    np.testing.assert_allclose(est.transform(X.astype(np.float64)), est.transform(X), atol=1e-6)
+    np.testing.assert_allclose(
+        est.transform(X.astype(np.float64)), est.transform(X), atol=1e-6
+    )
 
 
 def test_chunking_does_not_change_the_result():
@@ -115,8 +124,12 @@ def test_chunking_does_not_change_the_result():
 # ----------------------------------------------------------------- Macenko
 def test_macenko_recovers_the_stain_vectors():
     X = make_stained_cells(6, size=48)
-    est = StainDeconvolution(stain_matrix="macenko", macenko_alpha=0.5, random_state=0).fit(X)
-    cosines = np.sum(est.stain_matrix_[:2] * GIEMSA[:2], axis=1) / np.linalg.norm(GIEMSA[:2], axis=1)
+    est = StainDeconvolution(
+        stain_matrix="macenko", macenko_alpha=0.5, random_state=0
+    ).fit(X)
+    cosines = np.sum(est.stain_matrix_[:2] * GIEMSA[:2], axis=1) / np.linalg.norm(
+        GIEMSA[:2], axis=1
+    )
     assert (cosines > 0.99).all(), cosines
     np.testing.assert_allclose(np.linalg.norm(est.stain_matrix_, axis=1), 1.0)
 
@@ -129,7 +142,9 @@ def test_macenko_ignores_black_background_and_is_seeded():
     # Padding with more black canvas must not move the estimate much.
     padded = np.zeros((4, 64, 64, 3), dtype=np.uint8)
     padded[:, 16:48, 16:48] = X
-    c = StainDeconvolution(stain_matrix="macenko", n_pixels=8000, random_state=1).fit(padded)
+    c = StainDeconvolution(stain_matrix="macenko", n_pixels=8000, random_state=1).fit(
+        padded
+    )
     np.testing.assert_allclose(c.stain_matrix_[:2], a.stain_matrix_[:2], atol=0.03)
 
 
@@ -193,7 +208,9 @@ def test_stain_bad_parameters(params, error, match):
 
 # ----------------------------------------------------------------- LogDCT
 def _od(n=4, size=16, seed=0):
-    return StainDeconvolution().fit_transform(make_stained_cells(n, size=size, seed=seed))
+    return StainDeconvolution().fit_transform(
+        make_stained_cells(n, size=size, seed=seed)
+    )
 
 
 def test_log_dct_agrees_with_scipy_reference():
@@ -205,7 +222,9 @@ def test_log_dct_agrees_with_scipy_reference():
             squared = np.sort(c.ravel() ** 2)[::-1]
             k = np.searchsorted(np.cumsum(squared), 0.9 * squared.sum())
             keep = np.abs(c) >= np.sqrt(squared[k]) * (1 - 1e-5)
-            expected = np.where(keep, np.sign(c) * np.log10(np.maximum(np.abs(c), 1)), 0)
+            expected = np.where(
+                keep, np.sign(c) * np.log10(np.maximum(np.abs(c), 1)), 0
+            )
             np.testing.assert_allclose(Xt[i, ch], expected, atol=1e-4)
 
 
@@ -222,7 +241,10 @@ def test_log_dct_nonzero_fraction_matches_output():
         Xt = est.transform(od)
         assert est.nonzero_fraction_ == pytest.approx(np.count_nonzero(Xt) / Xt.size)
     # On small OD values the paper rule zeroes kept values below 1; scaling recovers them.
-    assert LogDCT().fit(od).nonzero_fraction_ < LogDCT(scale=50.0).fit(od).nonzero_fraction_
+    assert (
+        LogDCT().fit(od).nonzero_fraction_
+        < LogDCT(scale=50.0).fit(od).nonzero_fraction_
+    )
 
 
 def test_log_dct_fit_thresholds_are_median_of_per_image_thresholds():
@@ -230,7 +252,9 @@ def test_log_dct_fit_thresholds_are_median_of_per_image_thresholds():
 
     od = _od(5)
     est = LogDCT(threshold="fit", scale=2.0).fit(od)
-    per_image = energy_threshold(dct2(torch.from_numpy(od)) * 2.0, 0.95).double().numpy()
+    per_image = (
+        energy_threshold(dct2(torch.from_numpy(od)) * 2.0, 0.95).double().numpy()
+    )
     np.testing.assert_allclose(est.thresholds_, np.median(per_image, axis=0), rtol=1e-6)
     assert not hasattr(LogDCT().fit(od), "thresholds_")
     # The fitted thresholds are used as is on a new image.
@@ -293,12 +317,18 @@ class _Crop(TransformerMixin, BaseEstimator):
 
 def test_channel_union_concatenates_in_order():
     X = make_stained_cells(3)
-    union = ChannelUnion([("od", StainDeconvolution()),
-                          ("raw", StainDeconvolution(stain_matrix="identity"))])
+    union = ChannelUnion(
+        [
+            ("od", StainDeconvolution()),
+            ("raw", StainDeconvolution(stain_matrix="identity")),
+        ]
+    )
     Xt = union.fit_transform(X)
     assert Xt.shape == (3, 6, 32, 32) and Xt.dtype == np.float32
     np.testing.assert_array_equal(Xt[:, :3], StainDeconvolution().fit_transform(X))
-    np.testing.assert_array_equal(Xt[:, 3:], StainDeconvolution("identity").fit_transform(X))
+    np.testing.assert_array_equal(
+        Xt[:, 3:], StainDeconvolution("identity").fit_transform(X)
+    )
     np.testing.assert_array_equal(union.transform(X), Xt)
 
 
@@ -317,8 +347,9 @@ def test_channel_union_fits_clones_and_parallel_matches_serial():
     od = StainDeconvolution()
     serial = ChannelUnion([("od", od), ("dct", make_preprocessing("log_dct"))]).fit(X)
     assert not hasattr(od, "stain_matrix_")
-    parallel = ChannelUnion([("od", StainDeconvolution()), ("dct", make_preprocessing("log_dct"))],
-                            n_jobs=2)
+    parallel = ChannelUnion(
+        [("od", StainDeconvolution()), ("dct", make_preprocessing("log_dct"))], n_jobs=2
+    )
     # Threads keep the test fast (process workers would import torch anew).
     with joblib.parallel_config(backend="threading"):
         parallel.fit(X)
@@ -347,7 +378,9 @@ def test_channel_union_bad_transformer_list(transformer_list, error, match):
 
 
 def test_channel_union_verbose_prints(capsys):
-    ChannelUnion([("od", StainDeconvolution())], verbose=True).fit(make_stained_cells(1, size=4))
+    ChannelUnion([("od", StainDeconvolution())], verbose=True).fit(
+        make_stained_cells(1, size=4)
+    )
     assert "(step 1 of 1) Processing od" in capsys.readouterr().out
 
 
@@ -355,19 +388,38 @@ def test_channel_union_verbose_prints(capsys):
 def _fitted_transformers():
     X = make_stained_cells(4)
     od = StainDeconvolution().fit_transform(X)
-    return X, od, {
-        "od": make_preprocessing("od").fit(X),
-        "log_dct": make_preprocessing("log_dct").fit(X),
-        "od+log_dct": make_preprocessing("od+log_dct").fit(X),
-        "macenko": StainDeconvolution("macenko", random_state=0).fit(X),
-        "torchstain_od": StainDeconvolution("hed", i0=240.0, offset=1.0, log_base=math.e,
-                                            zero_as_background=False).fit(X),
-        "log1p_fit_union": ChannelUnion([
-            ("od", StainDeconvolution()),
-            ("dct", Pipeline([("od", StainDeconvolution()),
-                              ("dct", LogDCT(log_rule="log1p", threshold="fit", scale=20.0))])),
-        ]).fit(X),
-    }
+    return (
+        X,
+        od,
+        {
+            "od": make_preprocessing("od").fit(X),
+            "log_dct": make_preprocessing("log_dct").fit(X),
+            "od+log_dct": make_preprocessing("od+log_dct").fit(X),
+            "macenko": StainDeconvolution("macenko", random_state=0).fit(X),
+            "torchstain_od": StainDeconvolution(
+                "hed", i0=240.0, offset=1.0, log_base=math.e, zero_as_background=False
+            ).fit(X),
+            "log1p_fit_union": ChannelUnion(
+                [
+                    ("od", StainDeconvolution()),
+                    (
+                        "dct",
+                        Pipeline(
+                            [
+                                ("od", StainDeconvolution()),
+                                (
+                                    "dct",
+                                    LogDCT(
+                                        log_rule="log1p", threshold="fit", scale=20.0
+                                    ),
+                                ),
+                            ]
+                        ),
+                    ),
+                ]
+            ).fit(X),
+        },
+    )
 
 
 def test_torch_module_reproduces_transform():
@@ -377,10 +429,13 @@ def test_torch_module_reproduces_transform():
         assert isinstance(module, torch.nn.Module)
         with torch.no_grad():
             out = module(to_nchw(X)).numpy()
-        np.testing.assert_allclose(out, transformer.transform(X), atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(
+            out, transformer.transform(X), atol=1e-4, err_msg=name
+        )
     dct = LogDCT(threshold="fit").fit(od)
-    np.testing.assert_allclose(dct.to_module()(torch.from_numpy(od)).numpy(), dct.transform(od),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        dct.to_module()(torch.from_numpy(od)).numpy(), dct.transform(od), atol=1e-4
+    )
 
 
 def test_torch_module_structure_and_buffers():
@@ -390,11 +445,14 @@ def test_torch_module_structure_and_buffers():
     concat = to_torch_module(transformers["od+log_dct"])
     assert concat.names == ["od", "dct"]
     module = transformers["macenko"].to_module()
-    np.testing.assert_allclose(module.stain_matrix.numpy(), transformers["macenko"].stain_matrix_,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        module.stain_matrix.numpy(), transformers["macenko"].stain_matrix_, rtol=1e-6
+    )
     assert "inverse_stain_matrix" in module.state_dict()
     assert list(module.parameters()) == []
-    fit_dct = transformers["log1p_fit_union"].named_transformers_["dct"].named_steps["dct"]
+    fit_dct = (
+        transformers["log1p_fit_union"].named_transformers_["dct"].named_steps["dct"]
+    )
     assert fit_dct.to_module().thresholds.shape == (3,)
 
 
@@ -403,7 +461,9 @@ def test_torch_module_is_device_agnostic_in_float64():
     module = to_torch_module(transformers["od+log_dct"]).double()
     out = module(to_nchw(X).double())
     assert out.dtype == torch.float64
-    np.testing.assert_allclose(out.numpy(), transformers["od+log_dct"].transform(X), atol=1e-4)
+    np.testing.assert_allclose(
+        out.numpy(), transformers["od+log_dct"].transform(X), atol=1e-4
+    )
 
 
 def test_to_torch_module_errors():
@@ -431,10 +491,12 @@ def test_network_estimator_recipe():
     X = make_stained_cells(4)
     pre = clone(make_preprocessing("od+log_dct")).fit(X[:3])
     module = to_torch_module(pre)
-    batches = [module(to_nchw(X[i:i + 2])) for i in range(0, 4, 2)]
+    batches = [module(to_nchw(X[i : i + 2])) for i in range(0, 4, 2)]
     np.testing.assert_allclose(torch.cat(batches).numpy(), pre.transform(X), atol=1e-4)
     restored = pickle.loads(pickle.dumps(module))
-    np.testing.assert_allclose(restored(to_nchw(X)).numpy(), pre.transform(X), atol=1e-4)
+    np.testing.assert_allclose(
+        restored(to_nchw(X)).numpy(), pre.transform(X), atol=1e-4
+    )
 
 
 def test_tags():

@@ -99,7 +99,9 @@ def rgb_to_od(rgb, *, i0=255.0, offset=0.0, log_base=10.0, zero_as_background=Tr
     intensity = torch.clamp(rgb + offset, min=1.0)
     od = torch.log(intensity / i0) * (-1.0 / math.log(log_base))
     if zero_as_background:
-        od = torch.where(rgb < 0.5, torch.zeros((), dtype=od.dtype, device=od.device), od)
+        od = torch.where(
+            rgb < 0.5, torch.zeros((), dtype=od.dtype, device=od.device), od
+        )
     return od
 
 
@@ -189,7 +191,9 @@ def dct2(x):
     coefficients : torch.Tensor of shape (..., H, W)
     """
     if x.ndim < 2:
-        raise ValueError(f"x must have at least 2 dimensions, got shape {tuple(x.shape)}.")
+        raise ValueError(
+            f"x must have at least 2 dimensions, got shape {tuple(x.shape)}."
+        )
     c_h = dct_matrix(x.shape[-2], dtype=x.dtype, device=x.device)
     c_w = dct_matrix(x.shape[-1], dtype=x.dtype, device=x.device)
     return c_h @ x @ c_w.T
@@ -207,7 +211,9 @@ def idct2(x):
     image : torch.Tensor of shape (..., H, W)
     """
     if x.ndim < 2:
-        raise ValueError(f"x must have at least 2 dimensions, got shape {tuple(x.shape)}.")
+        raise ValueError(
+            f"x must have at least 2 dimensions, got shape {tuple(x.shape)}."
+        )
     c_h = dct_matrix(x.shape[-2], dtype=x.dtype, device=x.device)
     c_w = dct_matrix(x.shape[-1], dtype=x.dtype, device=x.device)
     return c_h.T @ x @ c_w
@@ -312,5 +318,7 @@ def log_dct(od, *, energy=0.95, log_rule="paper", scale=1.0, thresholds=None):
         logged = torch.log10(torch.clamp(magnitude, min=1.0))
     else:
         logged = torch.log1p(magnitude) * (1.0 / math.log(10.0))
-    logged = torch.where(keep, logged, torch.zeros((), dtype=logged.dtype, device=od.device))
+    logged = torch.where(
+        keep, logged, torch.zeros((), dtype=logged.dtype, device=od.device)
+    )
     return torch.sign(coefficients) * logged

@@ -149,22 +149,29 @@ class LogDCT(TransformerMixin, BaseEstimator):
             rows = np.sort(rng.choice(n, size=self.subsample, replace=False))
 
         def chunks():
-            for _, chunk in _iter_checked_chunks(X, check_channels_first,
-                                                 self.batch_size, rows=rows):
+            for _, chunk in _iter_checked_chunks(
+                X, check_channels_first, self.batch_size, rows=rows
+            ):
                 yield _channels_first_chunk_to_tensor(chunk)
 
         thresholds = None
         with torch.inference_mode():
             if self.threshold == "fit":
                 per_image = [
-                    energy_threshold(dct2(x) * self.scale, self.energy) for x in chunks()
+                    energy_threshold(dct2(x) * self.scale, self.energy)
+                    for x in chunks()
                 ]
                 # NumPy's median averages the two middle values (torch's picks one).
                 thresholds = np.median(torch.cat(per_image).double().numpy(), axis=0)
             nonzero = total = 0
             for x in chunks():
-                out = log_dct(x, energy=self.energy, log_rule=self.log_rule,
-                              scale=self.scale, thresholds=thresholds)
+                out = log_dct(
+                    x,
+                    energy=self.energy,
+                    log_rule=self.log_rule,
+                    scale=self.scale,
+                    thresholds=thresholds,
+                )
                 nonzero += int(torch.count_nonzero(out))
                 total += out.numel()
         self.n_channels_in_ = int(X.shape[1])
@@ -190,9 +197,14 @@ class LogDCT(TransformerMixin, BaseEstimator):
             ``[0, 0]`` is the DC term.
         """
         check_is_fitted(self)
-        return _transform_in_chunks(self.to_module(), X, check_channels_first,
-                                    _channels_first_chunk_to_tensor, self.batch_size,
-                                    n_channels=self.n_channels_in_)
+        return _transform_in_chunks(
+            self.to_module(),
+            X,
+            check_channels_first,
+            _channels_first_chunk_to_tensor,
+            self.batch_size,
+            n_channels=self.n_channels_in_,
+        )
 
     def to_module(self):
         """The fitted transformer as a torch module (same numbers as :meth:`transform`).
@@ -211,8 +223,12 @@ class LogDCT(TransformerMixin, BaseEstimator):
                     "call fit again to learn thresholds_."
                 )
             thresholds = self.thresholds_
-        return LogDCTModule(energy=self.energy, log_rule=self.log_rule, scale=self.scale,
-                            thresholds=thresholds)
+        return LogDCTModule(
+            energy=self.energy,
+            log_rule=self.log_rule,
+            scale=self.scale,
+            thresholds=thresholds,
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -80,8 +80,17 @@ _MIN_STAIN_ANGLE = 3.0
 def _macenko(pixels, *, i0, offset, log_base, zero_as_background, alpha, beta):
     """Macenko et al. (2009) stain vectors from sampled foreground pixels."""
     rgb = torch.from_numpy(np.ascontiguousarray(pixels.T, dtype=np.float64))
-    od = rgb_to_od(rgb[None, :, :, None], i0=i0, offset=offset, log_base=log_base,
-                   zero_as_background=zero_as_background)[0, :, :, 0].numpy().T
+    od = (
+        rgb_to_od(
+            rgb[None, :, :, None],
+            i0=i0,
+            offset=offset,
+            log_base=log_base,
+            zero_as_background=zero_as_background,
+        )[0, :, :, 0]
+        .numpy()
+        .T
+    )
     # beta is in natural-log OD units whatever log_base is (the usual 0.15).
     od = od[np.linalg.norm(od, axis=1) * math.log(log_base) > beta]
     if od.shape[0] < 50:
@@ -254,8 +263,12 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
                 f"log_base must be a positive number other than 1, got {self.log_base!r}; "
                 "use 10 (SD-Layer) or math.e (natural OD)."
             )
-        return {"i0": self.i0, "offset": self.offset, "log_base": self.log_base,
-                "zero_as_background": self.zero_as_background}
+        return {
+            "i0": self.i0,
+            "offset": self.offset,
+            "log_base": self.log_base,
+            "zero_as_background": self.zero_as_background,
+        }
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -309,8 +322,9 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
             ``stain_matrix_``.
         """
         check_is_fitted(self)
-        return _transform_in_chunks(self.to_module(), X, check_rgb_images,
-                                    _rgb_chunk_to_tensor, self.batch_size)
+        return _transform_in_chunks(
+            self.to_module(), X, check_rgb_images, _rgb_chunk_to_tensor, self.batch_size
+        )
 
     def to_module(self):
         """The fitted transformer as a torch module (same numbers as :meth:`transform`).

@@ -41,11 +41,20 @@ class StainDeconvolutionModule(nn.Module):
         See :func:`~sklearn_leuko.nn._functional.rgb_to_od`.
     """
 
-    def __init__(self, stain_matrix, *, i0=255.0, offset=0.0, log_base=10.0,
-                 zero_as_background=True):
+    def __init__(
+        self,
+        stain_matrix,
+        *,
+        i0=255.0,
+        offset=0.0,
+        log_base=10.0,
+        zero_as_background=True,
+    ):
         super().__init__()
         matrix = np.asarray(stain_matrix, dtype=np.float64)
-        self.register_buffer("stain_matrix", torch.as_tensor(matrix, dtype=torch.float32))
+        self.register_buffer(
+            "stain_matrix", torch.as_tensor(matrix, dtype=torch.float32)
+        )
         self.register_buffer(
             "inverse_stain_matrix",
             torch.as_tensor(np.linalg.inv(matrix), dtype=torch.float32),
@@ -56,13 +65,20 @@ class StainDeconvolutionModule(nn.Module):
         self.zero_as_background = bool(zero_as_background)
 
     def forward(self, rgb):
-        od = rgb_to_od(rgb, i0=self.i0, offset=self.offset, log_base=self.log_base,
-                       zero_as_background=self.zero_as_background)
+        od = rgb_to_od(
+            rgb,
+            i0=self.i0,
+            offset=self.offset,
+            log_base=self.log_base,
+            zero_as_background=self.zero_as_background,
+        )
         return od_to_stains(od, self.inverse_stain_matrix)
 
     def extra_repr(self):
-        return (f"i0={self.i0}, offset={self.offset}, log_base={self.log_base}, "
-                f"zero_as_background={self.zero_as_background}")
+        return (
+            f"i0={self.i0}, offset={self.offset}, log_base={self.log_base}, "
+            f"zero_as_background={self.zero_as_background}"
+        )
 
 
 class LogDCTModule(nn.Module):
@@ -90,13 +106,20 @@ class LogDCTModule(nn.Module):
         self.register_buffer("thresholds", thresholds)
 
     def forward(self, od):
-        return log_dct(od, energy=self.energy, log_rule=self.log_rule, scale=self.scale,
-                       thresholds=self.thresholds)
+        return log_dct(
+            od,
+            energy=self.energy,
+            log_rule=self.log_rule,
+            scale=self.scale,
+            thresholds=self.thresholds,
+        )
 
     def extra_repr(self):
         fixed = "per_image" if self.thresholds is None else "fitted"
-        return (f"energy={self.energy}, log_rule={self.log_rule!r}, scale={self.scale}, "
-                f"thresholds={fixed}")
+        return (
+            f"energy={self.energy}, log_rule={self.log_rule!r}, scale={self.scale}, "
+            f"thresholds={fixed}"
+        )
 
 
 class ChannelConcat(nn.Module):
@@ -118,7 +141,10 @@ class ChannelConcat(nn.Module):
         outputs = [branch(x) for branch in self.branches]
         sizes = {tuple(out.shape[2:]) for out in outputs}
         if len(sizes) > 1:
-            shapes = ", ".join(f"{n}: {tuple(o.shape)}" for n, o in zip(self.names, outputs))
+            shapes = ", ".join(
+                f"{n}: {tuple(o.shape)}"
+                for n, o in zip(self.names, outputs, strict=True)
+            )
             raise ValueError(
                 f"ChannelConcat branches disagree on the spatial size ({shapes}); every "
                 "branch must keep the (height, width) of the input."
@@ -162,7 +188,9 @@ def to_torch_module(transformer):
 
     from ._union import ChannelUnion
 
-    if transformer is None or (isinstance(transformer, str) and transformer == "passthrough"):
+    if transformer is None or (
+        isinstance(transformer, str) and transformer == "passthrough"
+    ):
         return nn.Identity()
     if isinstance(transformer, Pipeline):
         return nn.Sequential(*[to_torch_module(step) for _, step in transformer.steps])
@@ -217,10 +245,12 @@ def make_preprocessing(name):
     if name == "log_dct":
         return Pipeline([("od", StainDeconvolution()), ("dct", LogDCT())])
     if name == "od+log_dct":
-        return ChannelUnion([
-            ("od", StainDeconvolution()),
-            ("dct", Pipeline([("od", StainDeconvolution()), ("dct", LogDCT())])),
-        ])
+        return ChannelUnion(
+            [
+                ("od", StainDeconvolution()),
+                ("dct", Pipeline([("od", StainDeconvolution()), ("dct", LogDCT())])),
+            ]
+        )
     raise ValueError(
         f"Unknown preprocessing name {name!r}; valid names are "
         f"{', '.join(repr(n) for n in PREPROCESSING_NAMES)}, or pass a transformer."
@@ -280,5 +310,5 @@ def _transform_in_chunks(module, X, check, to_tensor, batch_size, **kwargs):
             result = module(to_tensor(chunk))
             if out is None:
                 out = np.empty((X.shape[0], *result.shape[1:]), dtype=np.float32)
-            out[start:start + result.shape[0]] = result.numpy()
+            out[start : start + result.shape[0]] = result.numpy()
     return out

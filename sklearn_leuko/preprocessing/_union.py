@@ -130,14 +130,14 @@ class ChannelUnion(TransformerMixin, _BaseComposition):
 
     def _validate_transformers(self):
         try:
-            names, transformers = zip(*self.transformer_list)
+            names, transformers = zip(*self.transformer_list, strict=True)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 "transformer_list must be a non-empty list of (name, transformer) "
                 f"pairs, got {self.transformer_list!r}."
             ) from exc
         self._validate_names(names)
-        for name, t in zip(names, transformers):
+        for name, t in zip(names, transformers, strict=True):
             if isinstance(t, str) and t == "drop":
                 continue
             if not (hasattr(t, "fit") and hasattr(t, "transform")):
@@ -145,10 +145,15 @@ class ChannelUnion(TransformerMixin, _BaseComposition):
                     f"Branch {name!r} of ChannelUnion must be a transformer with fit and "
                     f"transform, or 'drop'; got {t!r}."
                 )
-        active = [(n, t) for n, t in self.transformer_list
-                  if not (isinstance(t, str) and t == "drop")]
+        active = [
+            (n, t)
+            for n, t in self.transformer_list
+            if not (isinstance(t, str) and t == "drop")
+        ]
         if not active:
-            raise ValueError("ChannelUnion has no branch left: every transformer is 'drop'.")
+            raise ValueError(
+                "ChannelUnion has no branch left: every transformer is 'drop'."
+            )
         return active
 
     def _message(self, name, idx, total):
@@ -157,7 +162,7 @@ class ChannelUnion(TransformerMixin, _BaseComposition):
         return f"(step {idx} of {total}) Processing {name}"
 
     def _stack(self, names, outputs):
-        for name, out in zip(names, outputs):
+        for name, out in zip(names, outputs, strict=True):
             if not (isinstance(out, np.ndarray) and out.ndim == 4):
                 raise ValueError(
                     f"Branch {name!r} of ChannelUnion returned "
@@ -166,7 +171,7 @@ class ChannelUnion(TransformerMixin, _BaseComposition):
                 )
         shapes = [out.shape for out in outputs]
         if len({(s[0], *s[2:]) for s in shapes}) > 1:
-            listing = ", ".join(f"{n}: {s}" for n, s in zip(names, shapes))
+            listing = ", ".join(f"{n}: {s}" for n, s in zip(names, shapes, strict=True))
             raise ValueError(
                 f"ChannelUnion branches disagree on the number of images or the "
                 f"spatial size ({listing}); every branch must return (n_samples, C, H, W) "
@@ -194,7 +199,9 @@ class ChannelUnion(TransformerMixin, _BaseComposition):
             delayed(_fit_one)(clone(t), X, y, self._message(name, i, len(active)))
             for i, (name, t) in enumerate(active, 1)
         )
-        self.transformers_ = [(name, t) for (name, _), t in zip(active, fitted)]
+        self.transformers_ = [
+            (name, t) for (name, _), t in zip(active, fitted, strict=True)
+        ]
         return self
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -212,10 +219,14 @@ class ChannelUnion(TransformerMixin, _BaseComposition):
         """
         active = self._validate_transformers()
         results = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_transform_one)(clone(t), X, y, self._message(name, i, len(active)))
+            delayed(_fit_transform_one)(
+                clone(t), X, y, self._message(name, i, len(active))
+            )
             for i, (name, t) in enumerate(active, 1)
         )
-        self.transformers_ = [(name, t) for (name, _), (t, _) in zip(active, results)]
+        self.transformers_ = [
+            (name, t) for (name, _), (t, _) in zip(active, results, strict=True)
+        ]
         names = [name for name, _ in active]
         return self._stack(names, [Xt for _, Xt in results])
 
