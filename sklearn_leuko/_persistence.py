@@ -92,7 +92,9 @@ class _Writer:
         self._alive = []
 
     def unsupported(self, value, path, what):
-        supported = ", ".join(sorted(name.rsplit(".", 1)[1] for name in self.registry.values()))
+        supported = ", ".join(
+            sorted(name.rsplit(".", 1)[1] for name in self.registry.values())
+        )
         return TypeError(
             f"save_safetensors cannot store {path}: {what} {type(value).__name__} is not "
             f"supported (supported estimators: {supported}; values: numbers, strings, "
@@ -117,15 +119,23 @@ class _Writer:
         if isinstance(value, os.PathLike):
             return os.fspath(value)
         if isinstance(value, tuple):
-            return {"__tuple__": [self.value(v, f"{path}[{i}]") for i, v in enumerate(value)]}
+            return {
+                "__tuple__": [
+                    self.value(v, f"{path}[{i}]") for i, v in enumerate(value)
+                ]
+            }
         if isinstance(value, list):
             return [self.value(v, f"{path}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, dict):
             from sklearn.utils import Bunch
 
             tag = "__bunch__" if isinstance(value, Bunch) else "__dict__"
-            return {tag: [[self.value(k, f"{path}.key"), self.value(v, f"{path}[{k!r}]")]
-                          for k, v in value.items()]}
+            return {
+                tag: [
+                    [self.value(k, f"{path}.key"), self.value(v, f"{path}[{k!r}]")]
+                    for k, v in value.items()
+                ]
+            }
         if isinstance(value, (np.random.RandomState, np.random.Generator)):
             self.notes.append(
                 f"save_safetensors: {path} is a {type(value).__name__}, which a "
@@ -145,8 +155,11 @@ class _Writer:
         if array.dtype.kind == "U" or (
             array.dtype == object and all(isinstance(v, str) for v in array.ravel())
         ):
-            return {"__strarray__": array.tolist(), "dtype": array.dtype.str,
-                    "shape": list(array.shape)}
+            return {
+                "__strarray__": array.tolist(),
+                "dtype": array.dtype.str,
+                "shape": list(array.shape),
+            }
         raise self.unsupported(array, path, f"the array of dtype {array.dtype}, a")
 
     def estimator(self, est, path):
@@ -186,12 +199,16 @@ class _Writer:
     def net(self, net, path):
         module = net.module_
         for key, tensor in module.state_dict().items():
-            self.tensors[f"{path}.module.{key}"] = tensor.detach().cpu().contiguous().clone()
+            self.tensors[f"{path}.module.{key}"] = (
+                tensor.detach().cpu().contiguous().clone()
+            )
         dtype = module.autocast_dtype
         return {
             "in_channels": int(module.network.in_channels),
             "rgb_input": bool(module.rgb_input),
-            "autocast_dtype": None if dtype is None else str(dtype).removeprefix("torch."),
+            "autocast_dtype": None
+            if dtype is None
+            else str(dtype).removeprefix("torch."),
             "channels_last": bool(module.channels_last),
             "history": _json_safe_history(net.history),
         }
@@ -309,7 +326,9 @@ class _Reader:
         self.objects = {}
 
     def corrupt(self, what):
-        return ValueError(f"{self.path} is not a valid sklearn-leuko model file: {what}.")
+        return ValueError(
+            f"{self.path} is not a valid sklearn-leuko model file: {what}."
+        )
 
     def value(self, node):
         if node is None or isinstance(node, (bool, int, float, str)):
@@ -384,7 +403,9 @@ class _Reader:
 
         path = spec["path"]
         prefix = f"{path}.module."
-        state = {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+        state = {
+            k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)
+        }
         rgb = spec["rgb_input"]
         if clf.preprocessing_ is not None:
             preprocess = to_torch_module(clf.preprocessing_)
@@ -497,6 +518,8 @@ def load_safetensors(path, *, device="cpu"):
     try:
         config = json.loads(metadata["config"])
     except (KeyError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: the 'config' metadata entry is missing or not JSON.") from exc
+        raise ValueError(
+            f"{path}: the 'config' metadata entry is missing or not JSON."
+        ) from exc
     reader = _Reader(tensors, device, path)
     return reader.value(config)

@@ -50,8 +50,9 @@ def stages(tiny_cells):
     # Stage-3 as the paper trains it: both networks fitted inside the fusion.
     fitted["3"] = make_stage("3", **_stage_params("3")).fit(X, y, groups=g)
     # Stage-3C from the networks fitted above, with a bare logistic regression.
-    stage3c = make_stage("3C", cv="prefit", final_estimator=LogisticRegression(),
-                         **_stage_params("3C"))
+    stage3c = make_stage(
+        "3C", cv="prefit", final_estimator=LogisticRegression(), **_stage_params("3C")
+    )
     stage3c.set_params(stage1=fitted["1"], stage2c=fitted["2C"])
     fitted["3C"] = stage3c.fit(X, y, groups=g)
     return fitted
@@ -70,8 +71,9 @@ def _assert_same_predictions(original, loaded, X):
 
 
 @pytest.mark.parametrize("name", ["1", "2", "2C", "vgg11", "3", "3C"])
-def test_every_stage_roundtrips_with_identical_predictions(stages, name, tiny_cells,
-                                                          tmp_path):
+def test_every_stage_roundtrips_with_identical_predictions(
+    stages, name, tiny_cells, tmp_path
+):
     original = stages[name]
     loaded, _ = _roundtrip(original, tmp_path)
     assert type(loaded) is type(original)
@@ -85,7 +87,13 @@ def test_fitted_attributes_are_restored(stages, tmp_path):
     original = stages["2C"][-1]
     loaded, _ = _roundtrip(stages["2C"], tmp_path)
     net = loaded[-1]
-    for attr in ("input_shape_", "input_kind_", "n_features_out_", "best_epoch_", "device_"):
+    for attr in (
+        "input_shape_",
+        "input_kind_",
+        "n_features_out_",
+        "best_epoch_",
+        "device_",
+    ):
         assert getattr(net, attr) == getattr(original, attr), attr
     assert isinstance(net.input_shape_, tuple)
     assert net.classes_.dtype == original.classes_.dtype
@@ -95,8 +103,11 @@ def test_fitted_attributes_are_restored(stages, tmp_path):
     assert net.history_[-1, "valid_acc"] == original.history_[-1, "valid_acc"]
     assert "batches" not in net.history_[-1]
     # the fitted preprocessing: both stain matrices of the union
-    for (_, a), (_, b) in zip(net.preprocessing_.transformers_,
-                              original.preprocessing_.transformers_, strict=True):
+    for (_, a), (_, b) in zip(
+        net.preprocessing_.transformers_,
+        original.preprocessing_.transformers_,
+        strict=True,
+    ):
         stain_a = a.stain_matrix_ if hasattr(a, "stain_matrix_") else a[0].stain_matrix_
         stain_b = b.stain_matrix_ if hasattr(b, "stain_matrix_") else b[0].stain_matrix_
         assert_array_equal(stain_a, stain_b)
@@ -132,33 +143,61 @@ def test_custom_preprocessing_ptelu_and_fitted_thresholds(tiny_cells, tmp_path):
     """A transformer as ``preprocessing`` (Macenko matrix, fitted log-DCT
     thresholds), PTELU activations and augmentation on."""
     X, y, g = tiny_cells.images, tiny_cells.target, tiny_cells.groups
-    preprocessing = ChannelUnion([
-        ("od", StainDeconvolution(stain_matrix="macenko", n_pixels=5000, random_state=0)),
-        ("dct", Pipeline([("od", StainDeconvolution()),
-                          ("dct", LogDCT(threshold="fit", scale=10.0))])),
-    ])
-    clf = LeukoNetClassifier(preprocessing=preprocessing, activation="ptelu",
-                             augment="all", widths=WIDTHS, **TINY).fit(X, y, groups=g)
+    preprocessing = ChannelUnion(
+        [
+            (
+                "od",
+                StainDeconvolution(
+                    stain_matrix="macenko", n_pixels=5000, random_state=0
+                ),
+            ),
+            (
+                "dct",
+                Pipeline(
+                    [
+                        ("od", StainDeconvolution()),
+                        ("dct", LogDCT(threshold="fit", scale=10.0)),
+                    ]
+                ),
+            ),
+        ]
+    )
+    clf = LeukoNetClassifier(
+        preprocessing=preprocessing,
+        activation="ptelu",
+        augment="all",
+        widths=WIDTHS,
+        **TINY,
+    ).fit(X, y, groups=g)
     loaded, path = _roundtrip(clf, tmp_path)
     _assert_same_predictions(clf, loaded, X)
     od, dct = (t for _, t in loaded.preprocessing_.transformers_)
-    assert_array_equal(od.stain_matrix_, clf.preprocessing_.transformers_[0][1].stain_matrix_)
-    assert_array_equal(dct[-1].thresholds_,
-                       clf.preprocessing_.transformers_[1][1][-1].thresholds_)
+    assert_array_equal(
+        od.stain_matrix_, clf.preprocessing_.transformers_[0][1].stain_matrix_
+    )
+    assert_array_equal(
+        dct[-1].thresholds_, clf.preprocessing_.transformers_[1][1][-1].thresholds_
+    )
     # the unfitted parameter is rebuilt as an unfitted transformer
     assert not hasattr(loaded.preprocessing.transformer_list[0][1], "stain_matrix_")
     with safe_open(path, framework="pt") as handle:
         keys = list(handle.keys())
     assert any(k.endswith(".alpha") for k in keys)  # PTELU parameters
     assert any(k.endswith("running_var") for k in keys)  # batch-norm buffers
-    assert any(k.endswith("preprocessing_.transformers_[1][1].steps[1][1].thresholds_")
-               for k in keys)
+    assert any(
+        k.endswith("preprocessing_.transformers_[1][1].steps[1][1].thresholds_")
+        for k in keys
+    )
 
 
 def test_channels_first_pipeline_roundtrips(tiny_cells, tmp_path):
     X, y, g = tiny_cells.images, tiny_cells.target, tiny_cells.groups
-    pipe = Pipeline([("od", StainDeconvolution()),
-                     ("net", LeukoNetClassifier(widths=WIDTHS, **TINY))])
+    pipe = Pipeline(
+        [
+            ("od", StainDeconvolution()),
+            ("net", LeukoNetClassifier(widths=WIDTHS, **TINY)),
+        ]
+    )
     pipe.fit(X, y, net__groups=g)
     assert pipe[-1].input_kind_ == "channels_first"
     loaded, _ = _roundtrip(pipe, tmp_path)
@@ -178,8 +217,10 @@ def test_loading_runs_no_unpickling(stages, tiny_cells, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", forbidden)
     monkeypatch.setattr(joblib, "load", forbidden)
     loaded = load_safetensors(path)
-    assert_array_equal(loaded.predict_proba(tiny_cells.images),
-                       stages["3"].predict_proba(tiny_cells.images))
+    assert_array_equal(
+        loaded.predict_proba(tiny_cells.images),
+        stages["3"].predict_proba(tiny_cells.images),
+    )
 
 
 def test_file_is_one_safetensors_with_json_config(stages, tmp_path):
@@ -218,18 +259,24 @@ def test_custom_transformer_is_refused_with_joblib_hint(stages, tmp_path):
     fitted = stages["1"][-1]
     clf.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
     clf.preprocessing = FunctionTransformer()
-    with pytest.raises(TypeError, match=r"estimator\.preprocessing.*FunctionTransformer"
-                                        r".*joblib"):
+    with pytest.raises(
+        TypeError,
+        match=r"estimator\.preprocessing.*FunctionTransformer"
+        r".*joblib",
+    ):
         save_safetensors(clf, tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_custom_final_estimator_is_refused(stages, tiny_cells, tmp_path):
     fusion = FeatureFusionClassifier(
-        [("stage1", stages["1"])], RandomForestClassifier(n_estimators=3, random_state=0),
+        [("stage1", stages["1"])],
+        RandomForestClassifier(n_estimators=3, random_state=0),
         cv="prefit",
     ).fit(tiny_cells.images, tiny_cells.target)
-    with pytest.raises(TypeError, match=r"final_estimator.*RandomForestClassifier.*joblib"):
+    with pytest.raises(
+        TypeError, match=r"final_estimator.*RandomForestClassifier.*joblib"
+    ):
         save_safetensors(fusion, tmp_path / "m.safetensors")
 
 
@@ -253,8 +300,9 @@ def test_random_state_instance_and_callbacks_are_dropped_with_warning(stages, tm
     from skorch.callbacks import LRScheduler
 
     fitted = stages["1"][-1]
-    clf = clone(fitted).set_params(random_state=np.random.RandomState(0),
-                                   callbacks=[LRScheduler()])
+    clf = clone(fitted).set_params(
+        random_state=np.random.RandomState(0), callbacks=[LRScheduler()]
+    )
     clf.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
     with pytest.warns(UserWarning) as record:
         save_safetensors(clf, tmp_path / "m.safetensors")
@@ -298,9 +346,12 @@ def test_unknown_class_in_file_is_refused(stages, tmp_path):
         metadata = handle.metadata()
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     metadata["config"] = metadata["config"].replace(
-        '"sklearn.pipeline.Pipeline"', '"os.system"', 1)
+        '"sklearn.pipeline.Pipeline"', '"os.system"', 1
+    )
     save_file(tensors, path, metadata=metadata)
-    with pytest.raises(ValueError, match="'os.system', which is not one of the classes"):
+    with pytest.raises(
+        ValueError, match="'os.system', which is not one of the classes"
+    ):
         load_safetensors(path)
 
 
@@ -315,5 +366,7 @@ def test_joblib_file_from_other_version_warns(stages, monkeypatch):
     monkeypatch.setattr(classifier_module, "__version__", "0.0.0-other")
     buffer.seek(0)
     saved = re.escape(sklearn_leuko.__version__)
-    with pytest.warns(UserWarning, match=f"saved with sklearn-leuko {saved}.*save_safetensors"):
+    with pytest.warns(
+        UserWarning, match=f"saved with sklearn-leuko {saved}.*save_safetensors"
+    ):
         joblib.load(buffer)
