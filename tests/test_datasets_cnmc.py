@@ -93,11 +93,13 @@ def test_preliminary_test_round_trip(tmp_path, cells):
 
 
 def test_auto_loads_training_and_test(tmp_path, cells):
-    test_cells = make_cells(n_subjects=3, cells_per_subject=2, image_size=32,
-                            random_state=5)
+    test_cells = make_cells(
+        n_subjects=3, cells_per_subject=2, image_size=32, random_state=5
+    )
     write_cnmc(cells, tmp_path / "training", random_state=0)
-    write_cnmc(test_cells, tmp_path / "validation", subset="preliminary_test",
-               random_state=0)
+    write_cnmc(
+        test_cells, tmp_path / "validation", subset="preliminary_test", random_state=0
+    )
     both = load_cnmc(tmp_path, subset="auto")
     assert len(both.target) == len(cells.target) + len(test_cells.target)
     assert (both.folds == -1).sum() == len(test_cells.target)

@@ -54,7 +54,10 @@ def test_class_ratio_about_two_to_one(cells):
 
 def test_cancer_fraction_keeps_both_classes():
     data = make_cells(
-        n_subjects=3, cells_per_subject=2, image_size=16, cancer_fraction=0.99,
+        n_subjects=3,
+        cells_per_subject=2,
+        image_size=16,
+        cancer_fraction=0.99,
         random_state=0,
     )
     assert set(data.target) == {"all", "hem"}
@@ -136,8 +139,13 @@ def test_class_separation_zero_removes_the_signal():
 
 def test_blasts_have_finer_chromatin():
     data = make_cells(
-        n_subjects=6, cells_per_subject=10, image_size=64, class_separation=2.0,
-        subject_variability=0.0, noise=0.0, random_state=0,
+        n_subjects=6,
+        cells_per_subject=10,
+        image_size=64,
+        class_separation=2.0,
+        subject_variability=0.0,
+        noise=0.0,
+        random_state=0,
     )
     # share of high-frequency energy (Laplacian / gradient energy) in the cell
     high_freq = _simple_cell_features(data.images)[:, -1]
@@ -147,7 +155,10 @@ def test_blasts_have_finer_chromatin():
 
 def test_subject_variability_zero_gives_identical_subjects():
     data = make_cells(
-        n_subjects=5, cells_per_subject=2, image_size=16, subject_variability=0.0,
+        n_subjects=5,
+        cells_per_subject=2,
+        image_size=16,
+        subject_variability=0.0,
         random_state=0,
     )
     table = data.subjects
@@ -163,7 +174,9 @@ def test_cell_level_cv_overestimates_subject_level_cv():
     gap 0.09-0.24 (mean 0.17), GroupKFold balanced accuracy 0.63-0.85 and
     GroupKFold accuracy at most 0.87.
     """
-    data = make_cells(n_subjects=24, cells_per_subject=20, image_size=32, random_state=0)
+    data = make_cells(
+        n_subjects=24, cells_per_subject=20, image_size=32, random_state=0
+    )
     features = _simple_cell_features(data.images)
     clf = make_pipeline(StandardScaler(), KNeighborsClassifier(5))
     cell_level = cross_val_score(
@@ -173,7 +186,11 @@ def test_cell_level_cv_overestimates_subject_level_cv():
         clf, features, data.target, groups=data.groups, cv=GroupKFold(5)
     ).mean()
     subject_balanced = cross_val_score(
-        clf, features, data.target, groups=data.groups, cv=GroupKFold(5),
+        clf,
+        features,
+        data.target,
+        groups=data.groups,
+        cv=GroupKFold(5),
         scoring="balanced_accuracy",
     ).mean()
     assert cell_level - subject_level >= 0.05

@@ -39,7 +39,9 @@ _SUBSETS = ("training", "preliminary_test", "auto")
 def _is_bmp(path):
     # hidden files such as macOS "._UID_..." resource forks are not images
     return (
-        path.suffix.lower() == ".bmp" and not path.name.startswith(".") and path.is_file()
+        path.suffix.lower() == ".bmp"
+        and not path.name.startswith(".")
+        and path.is_file()
     )
 
 
@@ -169,9 +171,7 @@ def _list_test(csv_path):
     if not rows:
         raise ValueError(f"The labels file {csv_path} lists no images.")
     first = rows[0]["new_names"]
-    candidates = [
-        d for d in _dirs_below(csv_path.parent, 2) if (d / first).is_file()
-    ]
+    candidates = [d for d in _dirs_below(csv_path.parent, 2) if (d / first).is_file()]
     if not candidates:
         raise ValueError(
             f"The labels file {csv_path} lists {first!r} but no folder next to it "
@@ -440,7 +440,9 @@ def load_cnmc(root, *, subset="training", image_size=None, lazy=False, folds=Non
             f"Nothing to load under {root} with subset={subset!r} and folds="
             f"{sorted(folds) if folds is not None else None}."
         )
-    paths, filenames, target, groups, fold = (list(col) for col in zip(*records))
+    paths, filenames, target, groups, fold = (
+        list(col) for col in zip(*records, strict=True)
+    )
     data = Bunch(
         paths=np.array([str(p) for p in paths]),
         target=np.array(target),
@@ -595,7 +597,9 @@ def write_cnmc(
         paths = [root / _TEST_DIR / f"{k}.bmp" for k in numbers_]
         csv_path = root / _TEST_CSV
         if csv_path.exists() and not overwrite:
-            raise FileExistsError(f"{csv_path} exists; pass overwrite=True to replace it.")
+            raise FileExistsError(
+                f"{csv_path} exists; pass overwrite=True to replace it."
+            )
     if not overwrite:
         existing = next((p for p in paths if p.exists()), None)
         if existing is not None:

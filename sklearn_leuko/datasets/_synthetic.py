@@ -259,9 +259,7 @@ def _render(cells, subjects, idx, image_size, noise, rng):
     chromatin *= 1.0 - 0.6 * pale
     chromatin = np.maximum(chromatin, 0.05)
 
-    cyto = c["cyto_density"].astype(np.float32)[:, None, None] * (
-        1.0 + 0.08 * coarse
-    )
+    cyto = c["cyto_density"].astype(np.float32)[:, None, None] * (1.0 + 0.08 * coarse)
     del coarse
     intensity = subjects["stain_intensity"][s].astype(np.float32)[:, None, None]
     conc_nuc = intensity * (nucleus * chromatin + (1.0 - nucleus) * 0.06) * cell
@@ -283,9 +281,7 @@ def _render(cells, subjects, idx, image_size, noise, rng):
     i0 = (_ILLUMINATION * np.exp(subjects["illumination"][s])).astype(np.float32)
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     for ch in range(3):
-        od = (
-            conc[0] * od_nuc[:, ch, None, None] + conc[1] * od_cyto[:, ch, None, None]
-        )
+        od = conc[0] * od_nuc[:, ch, None, None] + conc[1] * od_cyto[:, ch, None, None]
         channel = i0[:, ch, None, None] * np.exp(-od)
         if noise > 0:
             channel += noise * rng.standard_normal(channel.shape, dtype=np.float32)
