@@ -340,8 +340,9 @@ def make_cells(
       and coarse (clumps 7 px) smooth noise with weights ``p`` and ``1 - p``:
       blasts have fine, dispersed chromatin (more high-frequency content),
       normal cells coarse, condensed chromatin;
-    - chromatin density ``1 + 0.35 (1 - p)`` and contrast ``0.22 + 0.18
-      (1 - p)``: condensed chromatin is darker;
+    - chromatin density ``1 + 0.35 (1 - p)``, modulated log-normally by the
+      texture with contrast ``0.18 + 0.14 (1 - p)``: condensed chromatin is
+      darker and clumpier;
     - number of visible nucleoli ``min(Poisson(3 p^2), 4)``: pale round
       spots, common in blasts, rare in normal cells.
 
