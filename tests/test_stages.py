@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -153,3 +154,24 @@ def test_fusion_parameters_are_refused_for_single_stages():
 def test_stage_defining_parameters_are_refused(key, value):
     with pytest.raises(ValueError, match=f"'{key}' is fixed by the stage"):
         make_stage("1", **{key: value})
+
+
+def test_fusion_stage_equals_prefit_fusion_of_its_single_stages(tiny_cells):
+    """Stage-3 in-sample = fusing separately trained Stage-1 and Stage-2 nets
+    (the paper's procedure; benchmarks/stage_accuracy.py relies on it)."""
+    from sklearn_leuko.ensemble import default_final_estimator
+
+    d = tiny_cells
+    fitted = {
+        name: fit_with_groups(make_stage(name, **TINY), d.images, d.target, d.groups)
+        for name in ("1", "2")
+    }
+    by_hand = FeatureFusionClassifier(
+        [("stage1", fitted["1"]), ("stage2", fitted["2"])],
+        default_final_estimator(),
+        cv="prefit",
+    ).fit(d.images, d.target)
+    stage3 = make_stage("3", **TINY).fit(d.images, d.target, groups=d.groups)
+    np.testing.assert_allclose(
+        stage3.predict_proba(d.images), by_hand.predict_proba(d.images), rtol=1e-6
+    )
