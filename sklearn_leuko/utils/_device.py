@@ -1,7 +1,5 @@
 """Resolve the ``device`` parameter of the estimators."""
 
-import torch
-
 
 def resolve_device(device):
     """Turn ``device`` into a concrete torch device string.
@@ -16,6 +14,8 @@ def resolve_device(device):
     -------
     device : str
     """
+    import torch  # deferred: sklearn_leuko.datasets and utils stay torch-free
+
     if device is None or device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
