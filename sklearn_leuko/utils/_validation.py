@@ -7,6 +7,7 @@ message that names the problem and the fix.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -35,9 +36,7 @@ def _as_array(X, name):
         return np.asarray(X)
     if hasattr(X, "__array__"):
         return np.asarray(X)
-    raise TypeError(
-        f"{name} must be a numpy array of images, got {type(X).__name__}."
-    )
+    raise TypeError(f"{name} must be a numpy array of images, got {type(X).__name__}.")
 
 
 def _check_finite_and_range(X, name, low=0.0, high=255.0):
@@ -94,8 +93,7 @@ def check_rgb_images(X, *, name="X", allow_float=True):
     if X.shape[-1] != 3:
         if X.shape[1] == 3:
             hint = (
-                "it looks channels-first; use np.moveaxis(X, 1, -1) to get "
-                "(n, H, W, 3)"
+                "it looks channels-first; use np.moveaxis(X, 1, -1) to get (n, H, W, 3)"
             )
         elif X.shape[-1] == 4:
             hint = "drop the alpha channel with X[..., :3]"
@@ -107,6 +105,11 @@ def check_rgb_images(X, *, name="X", allow_float=True):
             f"{name} must have 3 colour channels in the last axis (RGB), got shape "
             f"{X.shape}; {hint}."
         )
+    if 0 in X.shape[1:3]:
+        raise ValueError(
+            f"{name} has shape {X.shape}: images of {X.shape[1]}x{X.shape[2]} pixels "
+            "hold nothing; pass images at least 1 pixel high and wide."
+        )
     if X.dtype == np.uint8:
         return X
     if X.dtype.kind in "iu":
@@ -117,6 +120,15 @@ def check_rgb_images(X, *, name="X", allow_float=True):
         return X.astype(np.uint8)
     if X.dtype.kind == "f" and allow_float:
         _check_finite_and_range(X, name)
+        if X.size and 0 < X.max() <= 1:
+            warnings.warn(
+                f"{name} is a float array with all values in [0, 1]; RGB images are "
+                "expected in [0, 255], so these are nearly black. If the images were "
+                f"scaled to [0, 1] (e.g. by skimage's img_as_float), pass "
+                f"({name} * 255).astype(np.uint8).",
+                UserWarning,
+                stacklevel=3,
+            )
         return X
     raise TypeError(
         f"{name} has dtype {X.dtype}; pass uint8 RGB images of shape "
@@ -148,6 +160,20 @@ def check_channels_first(X, *, name="X", n_channels=None):
         raise ValueError(f"{name} is empty (0 images); at least one is required.")
     if X.dtype.kind not in "fiu":
         raise TypeError(f"{name} has dtype {X.dtype}; pass a float32 array.")
+    if 0 in X.shape[1:]:
+        raise ValueError(
+            f"{name} has shape {X.shape}: a channels-first array needs at least one "
+            "channel and images at least 1 pixel high and wide."
+        )
+    # A 3-pixel-wide image with many "channels" is an RGB batch the wrong way round.
+    if X.shape[-1] == 3 and X.shape[1] > 6 and X.shape[2] > 6:
+        raise ValueError(
+            f"{name} has shape {X.shape}, which looks like channels-last RGB images "
+            "(n, H, W, 3), but channels-first arrays (n, C, H, W) are expected here. "
+            "Raw images go in as uint8 (n, H, W, 3) (a classifier with preprocessing, "
+            "or StainDeconvolution first: LogDCT takes its optical density); to "
+            f"reorder the axes use np.moveaxis({name}, -1, 1)."
+        )
     if n_channels is not None:
         allowed = (n_channels,) if isinstance(n_channels, int) else tuple(n_channels)
         if X.shape[1] not in allowed:
@@ -206,19 +232,25 @@ def check_targets(y, n_samples, *, name="y", min_classes=2):
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one label per image), got shape {y.shape}.")
+        raise ValueError(
+            f"{name} must be 1-D (one label per image), got shape {y.shape}."
+        )
     if y.shape[0] != n_samples:
         raise ValueError(
             f"{name} has {y.shape[0]} labels but X has {n_samples} images; they must "
             "match one to one."
         )
+    if n_samples == 0:
+        raise ValueError(
+            f"{name} and X are empty (0 images); at least one is required."
+        )
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise ValueError(f"{name} contains NaN labels.")
-    n_classes = len(np.unique(y))
-    if n_classes < min_classes:
+    classes = np.unique(y)
+    if len(classes) < min_classes:
         raise ValueError(
-            f"{name} has only {n_classes} class ({np.unique(y)!r}); a classifier needs "
-            "both 'all' and 'hem' cells. Check the labels or the subset you passed."
+            f"{name} has only {len(classes)} class ({classes.tolist()}); a classifier "
+            "needs both 'all' and 'hem' cells. Check the labels or the subset you passed."
         )
     return y
 
