@@ -82,6 +82,27 @@ def test_rgb_to_od_bad_parameters(kwargs, match):
         rgb_to_od(torch.ones(1, 3, 2, 2), **kwargs)
 
 
+def test_functions_do_not_write_to_their_input():
+    rgb = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(6)) * 255
+    rgb[0, :, :2] = 0
+    before = rgb.clone()
+    od = rgb_to_od(rgb, offset=1.0)
+    log_dct(od, scale=2.0)
+    torch.testing.assert_close(rgb, before, rtol=0, atol=0)
+
+
+def test_rgb_to_od_gradient_path_matches_in_place_path():
+    rgb = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(7)) * 255
+    rgb[0, 0, 0, 0] = 0
+    plain = rgb_to_od(rgb)
+    rgb.requires_grad_(True)
+    tracked = rgb_to_od(rgb)
+    torch.testing.assert_close(tracked.detach(), plain, rtol=0, atol=0)
+    tracked.sum().backward()
+    assert rgb.grad[0, 0, 0, 0] == 0  # background is constant 0
+    assert (rgb.grad[0, 1:] < 0).all()  # brighter -> less OD
+
+
 def test_rgb_to_od_wrong_ndim():
     with pytest.raises(ValueError, match="4-D"):
         rgb_to_od(torch.ones(3, 2, 2))
@@ -152,6 +173,22 @@ def test_energy_threshold_keeps_smallest_set_holding_the_share(energy):
     assert (kept >= energy * total * (1 - 1e-12)).all()
     # Dropping the smallest kept coefficient falls below the share.
     assert (kept - t.square() < energy * total).all()
+
+
+def test_energy_threshold_mixes_settled_and_unsettled_channels():
+    # A smooth channel settles with the first partial ranking, a noisy one
+    # needs the full sort: both must match the sorted reference.
+    gen = torch.Generator().manual_seed(5)
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    smooth = torch.exp(-((yy - 32) ** 2 + (xx - 32) ** 2) / 200).double()
+    noise = torch.randn(64, 64, generator=gen, dtype=torch.float64)
+    c = dct2(torch.stack([smooth, noise, smooth * 3 + noise * 0.1])[None])
+    for energy in (0.5, 0.95, 1.0):
+        squared = np.sort(c.reshape(3, -1).square().numpy(), axis=1)[:, ::-1]
+        cumulative = np.cumsum(squared, axis=1)
+        k = [np.searchsorted(row, energy * row[-1]) for row in cumulative]
+        expected = np.sqrt(squared[np.arange(3), np.minimum(k, squared.shape[1] - 1)])
+        np.testing.assert_allclose(energy_threshold(c, energy)[0].numpy(), expected)
 
 
 def test_energy_threshold_all_zero_channel():

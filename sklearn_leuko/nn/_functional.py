@@ -96,12 +96,16 @@ def rgb_to_od(rgb, *, i0=255.0, offset=0.0, log_base=10.0, zero_as_background=Tr
         )
     if not torch.is_floating_point(rgb):
         rgb = rgb.to(torch.float32)
-    intensity = torch.clamp(rgb + offset, min=1.0)
-    od = torch.log(intensity / i0) * (-1.0 / math.log(log_base))
+    factor = -1.0 / math.log(log_base)
+    if rgb.requires_grad and torch.is_grad_enabled():
+        od = torch.log(torch.clamp(rgb + offset, min=1.0) / i0) * factor
+        if zero_as_background:
+            od = od.masked_fill(rgb < 0.5, 0.0)
+        return od
+    # The same operations in place: one full-size buffer instead of five.
+    od = (rgb + offset).clamp_(min=1.0).div_(i0).log_().mul_(factor)
     if zero_as_background:
-        od = torch.where(
-            rgb < 0.5, torch.zeros((), dtype=od.dtype, device=od.device), od
-        )
+        od.masked_fill_(rgb < 0.5, 0.0)
     return od
 
 
@@ -231,8 +235,12 @@ def energy_threshold(coefficients, energy=0.95):
     take the smallest number ``k`` of them whose squares sum to at least
     ``energy`` times the channel's energy ``sum(c ** 2)``. The threshold is the
     magnitude of the ``k``-th coefficient: keeping ``|c| >= threshold`` keeps
-    those ``k`` coefficients (and any ties). The cumulative sum runs in
-    float64.
+    those ``k`` coefficients (and any ties). Sums run in float64.
+
+    Only the largest coefficients are ranked (:func:`torch.topk` of 2% of
+    them, then 8%, then a full sort, for the channels not yet settled), much
+    faster than a full sort when, as for OD images, a few hundred
+    coefficients hold 95% of the energy.
 
     Parameters
     ----------
@@ -249,12 +257,34 @@ def energy_threshold(coefficients, energy=0.95):
     _check_4d(coefficients, "coefficients")
     _check_energy(energy)
     n, c = coefficients.shape[:2]
-    squared = coefficients.reshape(n, c, -1).square()
-    squared = torch.sort(squared, dim=-1, descending=True).values
-    cumulative = torch.cumsum(squared.to(torch.float64), dim=-1)
-    target = cumulative[..., -1:] * energy
-    k = torch.searchsorted(cumulative, target).clamp_(max=squared.shape[-1] - 1)
-    return torch.gather(squared, -1, k).squeeze(-1).sqrt()
+    squared = coefficients.detach().reshape(n * c, -1).square()
+    size = squared.shape[1]
+    target = squared.sum(dim=1, keepdim=True, dtype=torch.float64) * energy
+    thresholds = torch.empty(n * c, dtype=squared.dtype, device=squared.device)
+    rows = None  # rows still to settle; None means all
+    k = min(size, max(64, math.ceil(0.02 * size)))
+    while True:
+        todo = squared if rows is None else squared[rows]
+        if k == size:
+            top = torch.sort(todo, dim=1, descending=True).values
+        else:
+            top = torch.topk(todo, k, dim=1, sorted=True).values
+        cumulative = torch.cumsum(top.to(torch.float64), dim=1)
+        row_target = target if rows is None else target[rows]
+        if k == size:
+            # Everything ranked: take the share of this very sum so that
+            # rounding cannot leave energy=1 unreached.
+            row_target = cumulative[:, -1:] * energy
+        index = torch.searchsorted(cumulative, row_target)
+        done = (index < k).squeeze(1) | (k == size)
+        value = torch.gather(top, 1, index.clamp(max=k - 1)).squeeze(1).sqrt()
+        if rows is None:
+            rows = torch.arange(n * c, device=squared.device)
+        thresholds[rows[done]] = value[done]
+        rows = rows[~done]
+        if rows.numel() == 0:
+            return thresholds.reshape(n, c)
+        k = size if 4 * k > size // 4 else 4 * k
 
 
 def log_dct(od, *, energy=0.95, log_rule="paper", scale=1.0, thresholds=None):
@@ -301,7 +331,7 @@ def log_dct(od, *, energy=0.95, log_rule="paper", scale=1.0, thresholds=None):
         od = od.to(torch.float32)
     coefficients = dct2(od)
     if scale != 1.0:
-        coefficients = coefficients * scale
+        coefficients.mul_(scale)
     if thresholds is None:
         limit = energy_threshold(coefficients, energy)
     else:
@@ -312,13 +342,13 @@ def log_dct(od, *, energy=0.95, log_rule="paper", scale=1.0, thresholds=None):
                 f"got shape {tuple(limit.shape)}."
             )
         limit = limit.unsqueeze(0)
-    magnitude = coefficients.abs()
-    keep = magnitude >= limit[:, :, None, None]
+    keep = coefficients.abs() >= limit[:, :, None, None]
+    # Only the kept coefficients (a few per mille for OD images) need a log.
+    kept = coefficients[keep]
     if log_rule == "paper":
-        logged = torch.log10(torch.clamp(magnitude, min=1.0))
+        logged = torch.log10(torch.clamp(kept.abs(), min=1.0))
     else:
-        logged = torch.log1p(magnitude) * (1.0 / math.log(10.0))
-    logged = torch.where(
-        keep, logged, torch.zeros((), dtype=logged.dtype, device=od.device)
-    )
-    return torch.sign(coefficients) * logged
+        logged = torch.log1p(kept.abs()) * (1.0 / math.log(10.0))
+    out = torch.zeros_like(coefficients)
+    out[keep] = torch.sign(kept) * logged
+    return out

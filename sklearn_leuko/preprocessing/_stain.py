@@ -183,7 +183,9 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
     macenko_beta : float, default=0.15
         Minimum OD norm (natural-log units) of the pixels used by Macenko.
     batch_size : int, default=64
-        Images per chunk in :meth:`transform`; peak extra memory is one chunk.
+        Images per chunk in :meth:`transform`. Beyond the float32 output,
+        memory grows by about 3 float32 copies of one chunk, whatever the
+        number of images (about 290 MiB for 64 images of 350x350).
     random_state : int, RandomState instance or None, default=None
         Seeds the pixel sampling of ``stain_matrix="macenko"``.
 

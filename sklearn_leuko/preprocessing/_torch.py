@@ -293,6 +293,9 @@ def _rgb_chunk_to_tensor(chunk):
 
 
 def _channels_first_chunk_to_tensor(chunk):
+    # The torch functions never write to their input: no copy when not needed.
+    if chunk.dtype == np.float32 and chunk.flags.writeable:
+        return torch.from_numpy(chunk)
     return torch.from_numpy(np.array(chunk, dtype=np.float32))
 
 
