@@ -68,6 +68,7 @@ def _assert_same_predictions(original, loaded, X):
     assert_array_equal(loaded.predict(X), original.predict(X))
     assert_array_equal(loaded.predict_proba(X), original.predict_proba(X))
     assert_array_equal(loaded.transform(X), original.transform(X))
+    assert_array_equal(loaded.decision_function(X), original.decision_function(X))
 
 
 @pytest.mark.parametrize("name", ["1", "2", "2C", "vgg11", "3", "3C"])
@@ -335,6 +336,25 @@ def test_newer_format_version_is_refused(stages, tmp_path):
     metadata["format_version"] = str(FORMAT_VERSION + 1)
     save_file(tensors, path, metadata=metadata)
     with pytest.raises(ValueError, match="Upgrade sklearn-leuko"):
+        load_safetensors(path)
+
+
+def test_weights_that_do_not_fit_the_network_are_refused(stages, tmp_path):
+    """A missing tensor (e.g. a file from a version with another layout) is an
+    error, never a network with partly initial weights."""
+    path = tmp_path / "m.safetensors"
+    save_safetensors(stages["1"], path)
+    with safe_open(path, framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {
+            k: handle.get_tensor(k)
+            for k in handle.keys()
+            if not k.endswith("classifier.weight")
+        }
+    save_file(tensors, path, metadata=metadata)
+    with pytest.raises(
+        ValueError, match=r"stored weights of estimator\.steps.*do not fit"
+    ):
         load_safetensors(path)
 
 
