@@ -239,6 +239,24 @@ def test_log_dct_matches_scipy_numpy_reference():
                 )
 
 
+@pytest.mark.parametrize("log_rule", ["paper", "log1p"])
+def test_log_dct_branches_agree(log_rule):
+    # Smooth input keeps few coefficients (log of the kept ones only), noise
+    # keeps many (dense in-place path); with autograd the out-of-place path runs.
+    gen = torch.Generator().manual_seed(8)
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    smooth = 3 * torch.exp(-((yy - 16) ** 2 + (xx - 16) ** 2) / 60)
+    noise = 3 * torch.rand(32, 32, generator=gen)
+    for image, dense in [(smooth, False), (noise, True)]:
+        od = image.expand(2, 3, 32, 32).clone()
+        fast = log_dct(od, log_rule=log_rule, scale=4.0)
+        assert (torch.count_nonzero(fast) * 20 >= fast.numel()) == dense
+        tracked = log_dct(od.requires_grad_(), log_rule=log_rule, scale=4.0)
+        torch.testing.assert_close(fast, tracked.detach(), rtol=1e-6, atol=1e-6)
+        tracked.sum().backward()
+        assert torch.isfinite(od.grad).all()
+
+
 def test_log_dct_fixed_thresholds():
     od = (
         torch.rand(

@@ -257,10 +257,19 @@ def energy_threshold(coefficients, energy=0.95):
     _check_4d(coefficients, "coefficients")
     _check_energy(energy)
     n, c = coefficients.shape[:2]
-    squared = coefficients.detach().reshape(n * c, -1).square()
+    flat = coefficients.detach().reshape(n * c, -1)
+    # Blocks of rows bound the memory of the ranking (values, indices and
+    # float64 sums) whatever the batch size.
+    blocks = [_threshold_rows(rows.square(), energy) for rows in flat.split(16)]
+    return torch.cat(blocks).reshape(n, c)
+
+
+def _threshold_rows(squared, energy):
     size = squared.shape[1]
     target = squared.sum(dim=1, keepdim=True, dtype=torch.float64) * energy
-    thresholds = torch.empty(n * c, dtype=squared.dtype, device=squared.device)
+    thresholds = torch.empty(
+        squared.shape[0], dtype=squared.dtype, device=squared.device
+    )
     rows = None  # rows still to settle; None means all
     k = min(size, max(64, math.ceil(0.02 * size)))
     while True:
@@ -269,7 +278,7 @@ def energy_threshold(coefficients, energy=0.95):
             top = torch.sort(todo, dim=1, descending=True).values
         else:
             top = torch.topk(todo, k, dim=1, sorted=True).values
-        cumulative = torch.cumsum(top.to(torch.float64), dim=1)
+        cumulative = torch.cumsum(top, dim=1, dtype=torch.float64)
         row_target = target if rows is None else target[rows]
         if k == size:
             # Everything ranked: take the share of this very sum so that
@@ -279,11 +288,11 @@ def energy_threshold(coefficients, energy=0.95):
         done = (index < k).squeeze(1) | (k == size)
         value = torch.gather(top, 1, index.clamp(max=k - 1)).squeeze(1).sqrt()
         if rows is None:
-            rows = torch.arange(n * c, device=squared.device)
+            rows = torch.arange(squared.shape[0], device=squared.device)
         thresholds[rows[done]] = value[done]
         rows = rows[~done]
         if rows.numel() == 0:
-            return thresholds.reshape(n, c)
+            return thresholds
         k = size if 4 * k > size // 4 else 4 * k
 
 
@@ -342,13 +351,31 @@ def log_dct(od, *, energy=0.95, log_rule="paper", scale=1.0, thresholds=None):
                 f"got shape {tuple(limit.shape)}."
             )
         limit = limit.unsqueeze(0)
-    keep = coefficients.abs() >= limit[:, :, None, None]
-    # Only the kept coefficients (a few per mille for OD images) need a log.
-    kept = coefficients[keep]
+    limit = limit[:, :, None, None]
+    keep = (coefficients >= limit) | (coefficients <= -limit)
+    return _signed_log(coefficients, keep, log_rule)
+
+
+def _signed_log(coefficients, keep, log_rule):
+    """``sign(c) * log_rule(|c|)`` where ``keep``, 0 elsewhere."""
+
+    def signed_log(values):
+        magnitude = values.abs()
+        if log_rule == "paper":
+            return torch.sign(values) * torch.log10(torch.clamp(magnitude, min=1.0))
+        return torch.sign(values) * (torch.log1p(magnitude) * (1.0 / math.log(10.0)))
+
+    if coefficients.requires_grad and torch.is_grad_enabled():
+        return torch.where(keep, signed_log(coefficients), 0.0)
+    if int(keep.sum()) * 20 < keep.numel():
+        # Few kept (a few per mille for OD images): take the log of those only.
+        out = torch.zeros_like(coefficients)
+        out[keep] = signed_log(coefficients[keep])
+        return out
+    # Many kept (noise-like input): the same math in place, in one buffer.
+    out = coefficients.abs()
     if log_rule == "paper":
-        logged = torch.log10(torch.clamp(kept.abs(), min=1.0))
+        out.clamp_(min=1.0).log10_()
     else:
-        logged = torch.log1p(kept.abs()) * (1.0 / math.log(10.0))
-    out = torch.zeros_like(coefficients)
-    out[keep] = torch.sign(kept) * logged
-    return out
+        out.log1p_().mul_(1.0 / math.log(10.0))
+    return out.copysign_(coefficients).masked_fill_(~keep, 0.0)

@@ -67,8 +67,8 @@ class LogDCT(TransformerMixin, BaseEstimator):
         ``None`` uses all.
     batch_size : int, default=64
         Images per chunk in :meth:`fit` and :meth:`transform`. Beyond the
-        float32 output, memory grows by about 5 float32 copies of one chunk,
-        whatever the number of images (about 410 MiB for 64 images of
+        float32 output, memory grows by about 4 float32 copies of one chunk,
+        whatever the number of images (about 370 MiB for 64 images of
         3x350x350).
     random_state : int, RandomState instance or None, default=None
         Seeds the subsample.
