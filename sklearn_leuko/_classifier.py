@@ -324,7 +324,7 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
                 "Pipeline: fit(X, y, net__groups=subject_ids); see the README for "
                 "cross_validate and GridSearchCV).",
                 CellLevelSplitWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             splitter = StratifiedShuffleSplit(n_splits=1, test_size=vf, random_state=seed)
             return next(splitter.split(np.zeros(n), y_enc))
@@ -385,6 +385,13 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         self : LeukoNetClassifier
         """
         self._validate_params()
+        # Training seeds torch's global generator; fork it so the caller's
+        # random stream is left as it was.
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return self._fit(X, y, groups)
+
+    def _fit(self, X, y, groups):
         X, kind = check_net_input(X)
         y = check_targets(y, len(X))
         groups = check_groups(groups, len(X))
@@ -423,7 +430,7 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
             preprocess = _ScaleToUnit()
 
         with torch.no_grad():
-            probe = torch.from_numpy(np.ascontiguousarray(X[:1]))
+            probe = torch.from_numpy(np.array(X[:1]))
             probe = probe.permute(0, 3, 1, 2).float() if rgb else probe.float()
             in_channels = preprocess(probe).shape[1] if preprocess is not None else probe.shape[1]
 

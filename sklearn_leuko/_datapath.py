@@ -39,7 +39,7 @@ class ImageBatchDataset(Dataset):
 
     def __getitems__(self, positions):
         rows = self.indices[np.asarray(positions)]
-        batch = {"X": torch.from_numpy(np.ascontiguousarray(self.X[rows]))}
+        batch = {"X": torch.from_numpy(self.X[rows])}
         if self.augment_mask is not None:
             batch["augment_mask"] = torch.from_numpy(self.augment_mask[rows])
         if self.y is None:

@@ -445,6 +445,20 @@ def make_cells(
     >>> cells.filenames[0][:4]
     'UID_'
     """
+    for name, value in (
+        ("n_subjects", n_subjects),
+        ("cells_per_subject", cells_per_subject),
+        ("image_size", image_size),
+    ):
+        if isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, got the bool {value!r}.")
+    for name, value in (
+        ("class_separation", class_separation),
+        ("subject_variability", subject_variability),
+        ("noise", noise),
+    ):
+        if isinstance(value, numbers.Real) and not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}.")
     check_scalar(n_subjects, "n_subjects", numbers.Integral, min_val=1)
     check_scalar(cells_per_subject, "cells_per_subject", numbers.Integral, min_val=1)
     check_scalar(image_size, "image_size", numbers.Integral, min_val=16)

@@ -94,6 +94,8 @@ def as_cnmc_labels(y, *, name="y"):
                 "(normal), or the C-NMC integer coding 1 = 'all', 0 = 'hem'."
             )
         return labels
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN labels; every cell needs a label.")
     raise TypeError(
         f"{name} has dtype {arr.dtype}; pass labels 'all'/'hem' or integers 1/0."
     )

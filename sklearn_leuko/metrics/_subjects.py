@@ -40,7 +40,7 @@ def _check_length(values, n_samples, name, what):
     if values.shape[0] != n_samples:
         raise ValueError(
             f"{name} has {values.shape[0]} {what} but y_true has {n_samples} cells; "
-            f"pass one {what.rstrip('s')} per cell, in the same order."
+            f"pass one value per cell, in the same order."
         )
 
 
