@@ -91,8 +91,11 @@ def _check_workers(info):
             "in the Python environment the workers run in (the same version as the "
             "client), then restart them."
         )
-    other = {addr: res["sklearn_leuko"] for addr, res in info.items()
-             if res["sklearn_leuko"] != __version__}
+    other = {
+        addr: res["sklearn_leuko"]
+        for addr, res in info.items()
+        if res["sklearn_leuko"] != __version__
+    }
     if other:
         warnings.warn(
             f"Dask workers run sklearn-leuko {sorted(set(other.values()))} but the client "
@@ -104,8 +107,9 @@ def _check_workers(info):
 
 
 @contextlib.contextmanager
-def dask_backend(scheduler=None, *, scatter=None, resources=None,
-                 wait_for_workers_timeout=10):
+def dask_backend(
+    scheduler=None, *, scatter=None, resources=None, wait_for_workers_timeout=10
+):
     """Run scikit-learn's joblib work (folds, candidates) on a Dask cluster.
 
     Inside the ``with`` block, every scikit-learn call that takes ``n_jobs``
@@ -220,8 +224,10 @@ def dask_backend(scheduler=None, *, scatter=None, resources=None,
 
     try:
         _check_workers(describe_workers(client))
-        backend_params = {"client": client,
-                          "wait_for_workers_timeout": wait_for_workers_timeout}
+        backend_params = {
+            "client": client,
+            "wait_for_workers_timeout": wait_for_workers_timeout,
+        }
         scatter = [obj for obj in (scatter or ()) if obj is not None]
         if scatter:
             backend_params["scatter"] = scatter

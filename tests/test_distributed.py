@@ -42,11 +42,13 @@ class _TaskLog(SchedulerPlugin):
         if finish != "processing":
             return
         ts = self.scheduler.tasks[key]
-        self.started.append({
-            "key": str(key),
-            "deps": {str(dep.key): dep.nbytes for dep in ts.dependencies},
-            "worker": ts.processing_on.address if ts.processing_on else None,
-        })
+        self.started.append(
+            {
+                "key": str(key),
+                "deps": {str(dep.key): dep.nbytes for dep in ts.dependencies},
+                "worker": ts.processing_on.address if ts.processing_on else None,
+            }
+        )
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +58,31 @@ def cells():
 
 
 def _stage():
-    return make_stage("1", widths=(4, 4, 4, 4, 4, 4), max_epochs=2, batch_size=8,
-                      verbose=0, random_state=0)
+    return make_stage(
+        "1",
+        widths=(4, 4, 4, 4, 4, 4),
+        max_epochs=2,
+        batch_size=8,
+        verbose=0,
+        random_state=0,
+    )
 
 
 def _run(X, y, groups, n_jobs):
-    cv = cross_validate(_stage(), X, y, groups=groups, cv=GroupKFold(2),
-                        params={"net__groups": groups}, scoring=SCORING,
-                        return_estimator=True, n_jobs=n_jobs)
-    search = GridSearchCV(_stage(), GRID, cv=GroupKFold(2), scoring=SCORING,
-                          refit=False, n_jobs=n_jobs)
+    cv = cross_validate(
+        _stage(),
+        X,
+        y,
+        groups=groups,
+        cv=GroupKFold(2),
+        params={"net__groups": groups},
+        scoring=SCORING,
+        return_estimator=True,
+        n_jobs=n_jobs,
+    )
+    search = GridSearchCV(
+        _stage(), GRID, cv=GroupKFold(2), scoring=SCORING, refit=False, n_jobs=n_jobs
+    )
     search.fit(X, y, groups=groups, net__groups=groups)
     return cv, search.cv_results_
 
@@ -84,8 +101,9 @@ def local_results(cells):
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         yield cluster
 
 
@@ -129,10 +147,17 @@ def test_grid_search_scores_match_local(local_results, dask_results):
             np.testing.assert_array_equal(dask_grid[key], local_grid[key])
 
 
-def test_fitted_nets_come_back_and_predict_like_local(cells, local_results, dask_results):
+def test_fitted_nets_come_back_and_predict_like_local(
+    cells, local_results, dask_results
+):
     X = cells[0]
-    for local_est, dask_est in zip(local_results[0]["estimator"], dask_results[0]["estimator"]):
-        np.testing.assert_array_equal(dask_est.predict_proba(X), local_est.predict_proba(X))
+    pairs = zip(
+        local_results[0]["estimator"], dask_results[0]["estimator"], strict=True
+    )
+    for local_est, dask_est in pairs:
+        np.testing.assert_array_equal(
+            dask_est.predict_proba(X), local_est.predict_proba(X)
+        )
 
 
 def test_tasks_ran_on_workers_and_referenced_the_scattered_images(cells, dask_results):
