@@ -282,8 +282,9 @@ def _add_model(parser):
         type=_threads,
         default=None,
         metavar="N",
-        help="CPU threads of torch ('auto': torch's default). On a shared or "
-        "busy machine, 1 is often much faster for the small default networks",
+        help="CPU threads of torch (default: 'auto', half the logical cores, at "
+        "least 1, or OMP_NUM_THREADS when set). More threads than free cores slow "
+        "training down many times",
     )
 
 
@@ -508,13 +509,7 @@ def _load_data(args, console):
     else:
         from .datasets import load_cnmc
 
-        root = Path(args.data)
-        if not root.exists():
-            raise CLIError(f"--data {args.data}: no such folder.")
-        if not root.is_dir():
-            raise CLIError(
-                f"--data {args.data}: not a folder; pass the C-NMC data folder."
-            )
+        root = _check_data_path(args)
         console.info(f"Reading C-NMC images under {root} ...")
         data = load_cnmc(root, image_size=args.image_size)
         source = f"C-NMC images from {root}"
@@ -528,6 +523,17 @@ def _load_data(args, console):
         f"{n_hem} healthy)."
     )
     return data.images, target, groups, np.asarray(data.filenames).astype(str)
+
+
+def _check_data_path(args):
+    if args.data is None:
+        return None
+    root = Path(args.data)
+    if not root.exists():
+        raise CLIError(f"--data {args.data}: no such folder.")
+    if not root.is_dir():
+        raise CLIError(f"--data {args.data}: not a folder; pass the C-NMC data folder.")
+    return root
 
 
 def _net_params(args, quiet, verbose=0):
@@ -562,8 +568,14 @@ class _UsageError(Exception):
 def _setup_torch(args):
     import torch
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    threads = args.threads
+    if threads is None and "OMP_NUM_THREADS" not in os.environ:
+        # Half the logical cores: small networks gain little from more
+        # threads, and threads competing with other processes for the cores
+        # slow training down many times (measured: 16x on a busy 2-core CPU).
+        threads = min(torch.get_num_threads(), max(1, (os.cpu_count() or 2) // 2))
+    if threads is not None:
+        torch.set_num_threads(threads)
     from .utils import resolve_device
 
     try:
@@ -577,6 +589,7 @@ def _cmd_cv(args, console):
     _check_checkpoint_args(args)
     if args.folds < 2:
         raise _UsageError(f"--folds must be at least 2, got {args.folds}")
+    _check_data_path(args)
     _setup_torch(args)
     from ._protocol import run_protocol, stage_label
     from .report import (
@@ -805,6 +818,7 @@ def _write_cv_outputs(
 # ------------------------------------------------------------------ train
 def _cmd_train(args, console):
     _check_checkpoint_args(args)
+    _check_data_path(args)
     _setup_torch(args)
     from ._protocol import fit_stage, stage_label
 
@@ -815,8 +829,13 @@ def _cmd_train(args, console):
     net_params = _net_params(args, args.quiet, verbose=1)
     stage_params = {"vgg11": {"widths": args.vgg_widths}}
     label = stage_label(args.stage)
+    what = {
+        "3": "the Stage-1 then the Stage-2 network, then the fusion layer",
+        "3C": "the Stage-1 then the Stage-2C network, then the fusion layer",
+    }.get(args.stage, "one network")
     console.info(
-        f"Training {label} on {len(y)} cells ({args.epochs} epochs per network)."
+        f"Training {label} on {len(y)} cells: {what} ({args.epochs} epochs per "
+        "network)."
     )
     model = fit_stage(
         args.stage,
@@ -902,7 +921,8 @@ def _load_model(path, device):
         raise
     except Exception as exc:
         raise CLIError(
-            f"--model {path}: cannot load the model ({_one_line(exc)}); is it a file "
+            f"--model {path}: cannot load the model ({type(exc).__name__}: "
+            f"{_one_line(exc)}); is it a file "
             "written by 'sklearn-leuko train'?"
         ) from exc
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
@@ -927,6 +947,8 @@ def _cmd_predict(args, console):
 
     from .datasets import read_images
 
+    if not Path(args.model).exists():
+        raise CLIError(f"--model {args.model}: no such file.")
     folder = Path(args.images)
     if not folder.exists():
         raise CLIError(f"--images {folder}: no such folder.")
@@ -968,8 +990,9 @@ def _cmd_predict(args, console):
             raise CLIError(f"cannot read image {path}: {_one_line(exc)}") from exc
     if resized:
         console.info(
-            f"Note: {resized} of {len(paths)} images are not {width}x{height} px; they "
-            f"are centre cropped or padded with black to {width}x{height} px, the "
+            f"Note: {resized} of {len(paths)} images "
+            f"{'is' if resized == 1 else 'are'} not {width}x{height} px; "
+            f"{'it is' if resized == 1 else 'they are'} centre cropped or padded with black to {width}x{height} px, the "
             "model's input size."
         )
 

@@ -73,6 +73,8 @@ def _subject_labels(y, groups):
 def split_test_subjects(y, groups, test_subjects=4, random_state=None):
     """Choose the held-out test subjects, stratified by the subjects' class.
 
+    Every class keeps at least one subject outside the test set.
+
     Parameters
     ----------
     y : array-like of shape (n_samples,)
@@ -80,11 +82,11 @@ def split_test_subjects(y, groups, test_subjects=4, random_state=None):
     groups : array-like of shape (n_samples,)
         Subject IDs.
     test_subjects : int, float, array-like of str or None, default=4
-        - int ``k``: hold out ``k`` subjects, as many of each class as its
-          share of the subjects (at least one of each class when ``k >= 2``);
-          the paper held out 4 (2 leukemic, 2 healthy);
+        - int ``k``: hold out ``k`` subjects, the same number of each class
+          (an odd one from the larger class), as the paper's test set of 2
+          leukemic and 2 healthy subjects;
         - float in (0, 1): that fraction of the subjects (rounded, at
-          least 1);
+          least 1), each class in proportion to its share of the subjects;
         - array-like: these subject IDs;
         - ``None`` or ``0``: no test set.
     random_state : int, RandomState instance or None, default=None
@@ -146,22 +148,38 @@ def split_test_subjects(y, groups, test_subjects=4, random_state=None):
         )
     rng = check_random_state(random_state)
     classes, counts = np.unique(labels, return_counts=True)
-    # Largest-remainder allocation of n_test over the classes, >= 1 each if possible.
-    quota = n_test * counts / counts.sum()
-    take = np.floor(quota).astype(int)
-    for i in np.argsort(-(quota - take), kind="stable")[: n_test - take.sum()]:
-        take[i] += 1
-    if n_test >= len(classes):
-        for i in range(len(classes)):
-            if take[i] == 0:
-                take[np.argmax(take)] -= 1
-                take[i] = 1
-    take = np.minimum(take, counts - 1)  # keep every class in the folds
+    if isinstance(test_subjects, numbers.Integral):
+        # The paper: as many subjects of each class (2 leukemic, 2 healthy).
+        quota = np.full(len(classes), n_test / len(classes))
+    else:
+        quota = n_test * counts / counts.sum()
+    take = _allocate(n_test, quota, counts)
     chosen = []
     for cls, k in zip(classes, take, strict=True):
         pool = subjects[labels == cls]
         chosen.extend(rng.choice(pool, size=int(k), replace=False).tolist())
     return np.isin(groups, chosen)
+
+
+def _allocate(n_test, quota, counts):
+    """Integer subjects per class near ``quota``, summing to ``n_test``.
+
+    Largest remainders first; every class gets at least one test subject when
+    ``n_test`` allows and keeps at least one subject for the folds.
+    """
+    take = np.floor(quota).astype(int)
+    order = np.lexsort((-counts, -(quota - take)))
+    for i in order[: n_test - take.sum()]:
+        take[i] += 1
+    if n_test >= len(counts):
+        for i in np.flatnonzero(take == 0):
+            take[np.argmax(take)] -= 1
+            take[i] = 1
+    take = np.minimum(take, counts - 1)
+    while take.sum() < n_test and np.any(take < counts - 1):
+        spare = counts - 1 - take
+        take[np.argmax(spare)] += 1
+    return take
 
 
 # ------------------------------------------------------------------- fitting

@@ -1,0 +1,199 @@
+"""The sklearn-leuko command line, run as ``python -m sklearn_leuko`` on tiny data."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sklearn_leuko import _cli
+from sklearn_leuko._cli import build_parser, main
+
+TINY_DATA = ["--n-subjects", "8", "--cells-per-subject", "4", "--image-size", "24"]
+TINY_NETS = ["--epochs", "1", "--widths", "4,4,4,4,4,4", "--seed", "0"]
+
+
+def run_cli(*args, cwd=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run(
+        [sys.executable, "-m", "sklearn_leuko", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(stderr, code, returncode):
+    assert returncode == code
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("sklearn-leuko: error: ")
+    assert "Traceback" not in stderr
+
+
+def test_cv_prints_table_and_writes_files(tmp_path):
+    out = tmp_path / "report"
+    proc = run_cli(
+        "cv",
+        *TINY_DATA,
+        "--n-subjects",
+        "10",
+        *TINY_NETS,
+        "--folds",
+        "2",
+        "--test-subjects",
+        "2",
+        "--stages",
+        "1",
+        "3c",
+        "--output",
+        str(out),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Table 2" in proc.stdout
+    header = next(line for line in proc.stdout.splitlines() if "Val0" in line)
+    for split in ("Val0", "Val1", "Mean", "Test"):
+        assert split in header
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("Stage-")]
+    assert {row.split()[0] for row in rows} == {"Stage-1", "Stage-3C"}
+    assert "Misclassified subjects" in proc.stdout
+    assert proc.stderr == ""  # --quiet: no progress, no warnings
+
+    from sklearn_leuko.report import load_table2
+
+    table = load_table2(out / "table2.csv")
+    assert table.index.tolist() == ["Stage-1", "Stage-3C"]
+    assert "| Stage-3C |" in (out / "table2.md").read_text()
+    for name in ("confusion_matrix", "fold_metrics", "history", "cell_spaces"):
+        png = out / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    with open(out / "predictions.csv") as handle:
+        predictions = list(csv.DictReader(handle))
+    # 10 subjects x 4 cells, every cell predicted once per stage
+    assert len(predictions) == 2 * 40
+    assert str(out / "table2.csv") in proc.stdout or "table2.csv" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    from PIL import Image
+
+    from sklearn_leuko.datasets import make_cells
+
+    folder = tmp_path_factory.mktemp("images")
+    cells = make_cells(n_subjects=2, cells_per_subject=3, image_size=24, random_state=1)
+    names = []
+    for i, image in enumerate(cells.images):
+        name = f"{i + 1}.bmp" if i % 2 == 0 else f"{i + 1}.png"
+        Image.fromarray(image).save(folder / name)
+        names.append(name)
+    bigger = make_cells(
+        n_subjects=2, cells_per_subject=1, image_size=30, random_state=2
+    )
+    Image.fromarray(bigger.images[0]).save(folder / "10.bmp")
+    names.append("10.bmp")
+    (folder / "readme.txt").write_text("not an image")
+    return folder, names
+
+
+def test_train_then_predict_round_trip(tmp_path, image_folder):
+    folder, names = image_folder
+    model = tmp_path / "model.joblib"
+    proc = run_cli(
+        "train", "--stage", "1", *TINY_DATA, *TINY_NETS, "--model", str(model)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert model.stat().st_size > 0
+    assert "Saved Stage-1 model" in proc.stdout
+
+    out = tmp_path / "pred" / "predictions.csv"
+    proc = run_cli(
+        "predict", "--model", str(model), "--images", str(folder), "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 7 images" in proc.stderr  # the 30 px image was cropped to 24 px
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["filename"] for row in rows] == names  # natural order, images only
+    p_all = np.array([float(row["p_all"]) for row in rows])
+    assert np.all((p_all >= 0) & (p_all <= 1))
+    labels = [row["predicted_label"] for row in rows]
+    assert labels == ["all" if p >= 0.5 else "hem" for p in p_all]
+
+
+def test_missing_data_folder_is_one_line_error_in_a_subprocess(tmp_path):
+    proc = run_cli("cv", "--data", str(tmp_path / "missing"))
+    assert_one_line_error(proc.stderr, 1, proc.returncode)
+    assert "no such folder" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, code, fragment",
+    [
+        (["cv", "--epochs", "zero"], 2, "--epochs"),
+        (["cv", "--stages", "4"], 2, "unknown stage"),
+        (["cv", "--widths", "8,8"], 2, "6 positive integers"),
+        (["cv", "--no-such-option"], 2, "unrecognized arguments"),
+        (["cv", "--folds", "1"], 2, "--folds"),
+        (["train", "--resume"], 2, "--checkpoint-dir"),
+        (["frobnicate"], 2, "invalid choice"),
+        (["predict", "--images", "x"], 2, "--model"),
+        (["predict", "--model", "nope.joblib", "--images", "."], 1, "no such file"),
+    ],
+)
+def test_bad_options_and_paths(argv, code, fragment, capsys):
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert_one_line_error(err, code, code)
+    assert fragment in err
+
+
+def test_corrupt_model_and_image_files(tmp_path, image_folder, capsys):
+    folder, _ = image_folder
+    corrupt = tmp_path / "model.joblib"
+    corrupt.write_bytes(b"this is not a model")
+    assert main(["predict", "--model", str(corrupt), "--images", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, 1, 1)
+    assert "cannot load the model" in err
+
+    bad_images = tmp_path / "bad"
+    bad_images.mkdir()
+    (bad_images / "1.bmp").write_bytes(b"BM garbage")
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(b"\x00" * 16)
+    assert main(["predict", "--model", str(other), "--images", str(bad_images)]) == 1
+    assert_one_line_error(capsys.readouterr().err, 1, 1)
+
+
+def test_interrupt_exits_130(monkeypatch, capsys):
+    def interrupted(args, console):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(_cli._COMMANDS, "cv", interrupted)
+    assert main(["cv", "--checkpoint-dir", "ckpt"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "--resume" in err
+
+
+def test_help_lists_every_subcommand_and_explains_every_option(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("cv", "train", "predict"):
+        assert command in out
+    parser = build_parser()
+    subparsers = next(
+        a
+        for a in parser._actions
+        if isinstance(a, type(parser._subparsers._group_actions[0]))
+    )
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings} has no help"
+        assert main([name, "--help"]) == 0
+        assert "--debug" in capsys.readouterr().out
