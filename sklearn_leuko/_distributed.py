@@ -137,7 +137,8 @@ def dask_backend(
         typically ``[X, y]``. A task argument that *is* one of these objects
         (the very same Python object, not an equal copy) becomes a reference
         to the worker's copy. Pass the same ``X`` and ``y`` objects to
-        ``cross_validate`` / ``GridSearchCV.fit``. With ``None``, joblib
+        ``cross_validate`` / ``GridSearchCV.fit``. ``None`` entries are
+        skipped, so ``scatter=[X, y, groups]`` works without groups. With ``None``, joblib
         still scatters each large array once per ``Parallel`` call (to one
         worker, from which the others fetch it); ``scatter`` places it on
         every worker up front and reuses it across calls.

@@ -190,7 +190,12 @@ def test_net_fitted_on_cuda_worker_loads_on_cpu_client(cells, dask_results):
     np.testing.assert_array_equal(loaded.predict_proba(cells[0]), expected)
 
 
-def test_no_default_client_is_refused():
+def test_no_default_client_is_refused(monkeypatch):
+    def no_client():
+        raise ValueError("No global client found")
+
+    # Whatever clients other tests left behind, this one sees none.
+    monkeypatch.setattr(distributed, "get_client", no_client)
     with pytest.raises(ValueError, match="scheduler=None"):
         with dask_backend():
             pass
