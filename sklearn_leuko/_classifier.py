@@ -111,8 +111,9 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
     device : str, default="auto"
         ``"auto"`` is resolved at fit time: CUDA when available, else CPU.
     mixed_precision : {"auto", True, False}, default="auto"
-        bfloat16 autocast for the network (never for the preprocessing).
-        ``"auto"`` enables it on CUDA devices that support bfloat16.
+        bfloat16 autocast for the network (never for the preprocessing), on
+        CUDA only. ``"auto"`` enables it on CUDA devices that support
+        bfloat16; a model trained so and loaded on a CPU runs in float32.
     channels_last : {"auto", True, False}, default="auto"
         Channels-last memory format; ``"auto"`` enables it on CUDA.
     preprocessing_fit_samples : int, default=512

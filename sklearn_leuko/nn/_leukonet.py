@@ -33,8 +33,8 @@ class LeukoNetModule(nn.Module):
         float ``(n, 3, H, W)`` first; otherwise ``X`` is already a float
         channels-first batch.
     autocast_dtype : torch.dtype or None
-        Run the network (not the preprocessing, whose logarithms need float32)
-        under :func:`torch.autocast` with this dtype.
+        On CUDA, run the network (not the preprocessing, whose logarithms need
+        float32) under :func:`torch.autocast` with this dtype. Ignored on CPU.
     channels_last : bool
         Use the channels-last memory format for the network input.
     """
@@ -71,7 +71,9 @@ class LeukoNetModule(nn.Module):
         return x
 
     def _autocast(self, x):
-        if self.autocast_dtype is None:
+        # Mixed precision is a CUDA speed-up only: a model trained with it on a
+        # GPU runs in float32 when loaded on a CPU.
+        if self.autocast_dtype is None or x.device.type != "cuda":
             return contextlib.nullcontext()
         return torch.autocast(device_type=x.device.type, dtype=self.autocast_dtype)
 
