@@ -565,6 +565,27 @@ class _UsageError(Exception):
     """An inconsistent combination of options: exit code 2."""
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C. Not a KeyboardInterrupt, which skorch's ``fit`` catches to end
+    training early and return as if it had finished."""
+
+
+def _raise_interrupted(signum, frame):
+    raise _Interrupted
+
+
+def _catch_sigint():
+    """Install the Ctrl-C handler; returns the previous one (None if not possible)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. nohup / background
+        return None
+    return signal.signal(signal.SIGINT, _raise_interrupted)
+
+
 def _setup_torch(args):
     import torch
 
@@ -1049,6 +1070,7 @@ def main(argv=None):
     console = _Console(args.quiet)
     old_showwarning = warnings.showwarning
     warnings.showwarning = _show_warning
+    old_sigint = _catch_sigint()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("once")
@@ -1060,7 +1082,7 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         hint = ""
         if getattr(args, "checkpoint_dir", None):
             hint = "; run the same command with --resume to continue"
@@ -1089,3 +1111,7 @@ def main(argv=None):
         return EXIT_ERROR
     finally:
         warnings.showwarning = old_showwarning
+        if old_sigint is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, old_sigint)

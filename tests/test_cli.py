@@ -171,6 +171,42 @@ def test_corrupt_model_and_image_files(tmp_path, image_folder, capsys):
     assert_one_line_error(capsys.readouterr().err, 1, 1)
 
 
+def test_ctrl_c_during_training_exits_130_and_keeps_checkpoint(tmp_path):
+    # skorch ends training quietly on KeyboardInterrupt; the CLI must not save
+    # that truncated model as if training had finished.
+    import signal
+    import time
+
+    model = tmp_path / "model.joblib"
+    checkpoint = tmp_path / "ckpt"
+    args = ["train", "--stage", "1", *TINY_DATA, "--widths", "4,4,4,4,4,4"]
+    args += ["--epochs", "100000", "--checkpoint-dir", str(checkpoint)]
+    args += ["--model", str(model)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sklearn_leuko", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (checkpoint / "checkpoint.pt").exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no checkpoint written"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    assert not model.exists()
+
+
 def test_interrupt_exits_130(monkeypatch, capsys):
     def interrupted(args, console):
         raise KeyboardInterrupt
