@@ -31,6 +31,7 @@ _LAZY = {
     "ChannelUnion": "sklearn_leuko.preprocessing",
     "save_safetensors": "sklearn_leuko._persistence",
     "load_safetensors": "sklearn_leuko._persistence",
+    "dask_backend": "sklearn_leuko._distributed",
 }
 _SUBMODULES = {"datasets", "preprocessing", "nn", "ensemble", "metrics", "report", "utils"}
 

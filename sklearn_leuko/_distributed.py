@@ -168,7 +168,7 @@ def dask_backend(
     >>> from sklearn.model_selection import GroupKFold, cross_validate
     >>> from sklearn_leuko import make_stage
     >>> from sklearn_leuko.datasets import make_cells
-    >>> from sklearn_leuko._distributed import dask_backend
+    >>> from sklearn_leuko import dask_backend
     >>> data = make_cells(n_subjects=8, cells_per_subject=4, image_size=24,
     ...                   random_state=0)
     >>> X, y, g = data.images, data.target, data.groups
