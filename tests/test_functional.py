@@ -118,6 +118,17 @@ def test_od_to_stains_applies_inverse_per_pixel():
     np.testing.assert_allclose(out, expected, rtol=1e-12)
 
 
+def test_od_to_stains_same_for_channels_last_input():
+    od = torch.rand(2, 5, 6, 3, generator=torch.Generator().manual_seed(9)).permute(
+        0, 3, 1, 2
+    )
+    assert od.is_contiguous(memory_format=torch.channels_last)
+    inverse = torch.randn(3, 3, generator=torch.Generator().manual_seed(10))
+    torch.testing.assert_close(
+        od_to_stains(od, inverse), od_to_stains(od.contiguous(), inverse)
+    )
+
+
 def test_od_to_stains_shape_mismatch():
     with pytest.raises(ValueError, match="inverse_stain_matrix"):
         od_to_stains(torch.ones(1, 3, 2, 2), np.eye(4))

@@ -118,7 +118,8 @@ def test_chunking_does_not_change_the_result():
     X = make_stained_cells(5)
     full = StainDeconvolution(batch_size=64).fit_transform(X)
     chunked = StainDeconvolution(batch_size=2).fit_transform(X)
-    np.testing.assert_array_equal(full, chunked)
+    # Equal up to float32 rounding (the 1x1 convolution's kernels vary with the batch).
+    np.testing.assert_allclose(full, chunked, rtol=1e-6, atol=1e-6)
 
 
 # ----------------------------------------------------------------- Macenko

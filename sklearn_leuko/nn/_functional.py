@@ -138,6 +138,11 @@ def od_to_stains(od, inverse_stain_matrix):
             f"inverse_stain_matrix must have shape ({od.shape[1]}, K) to match the "
             f"{od.shape[1]} channels of od, got shape {tuple(inverse.shape)}."
         )
+    if od.device.type != "cpu" or od.is_contiguous(memory_format=torch.channels_last):
+        # A 1x1 convolution; on the CPU only fast for channels-last input
+        # (RGB images permuted from (n, H, W, 3) are).
+        weight = inverse.T.reshape(inverse.shape[1], inverse.shape[0], 1, 1)
+        return torch.nn.functional.conv2d(od, weight)
     return torch.einsum("nihw,ij->njhw", od, inverse)
 
 
