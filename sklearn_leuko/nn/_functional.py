@@ -265,8 +265,9 @@ def energy_threshold(coefficients, energy=0.95):
     n, c = coefficients.shape[:2]
     flat = coefficients.detach().reshape(n * c, -1)
     # Blocks of rows bound the memory of the ranking (values, indices and
-    # float64 sums) whatever the batch size.
-    blocks = [_threshold_rows(rows.square(), energy) for rows in flat.split(16)]
+    # float64 sums) whatever the batch size; larger on devices.
+    block = 16 if flat.device.type == "cpu" else 512
+    blocks = [_threshold_rows(rows.square(), energy) for rows in flat.split(block)]
     return torch.cat(blocks).reshape(n, c)
 
 
@@ -384,8 +385,10 @@ def _signed_log(coefficients, keep, log_rule):
 
     if coefficients.requires_grad and torch.is_grad_enabled():
         return torch.where(keep, signed_log(coefficients), 0.0)
-    if int(keep.sum()) * 20 < keep.numel():
-        # Few kept (a few per mille for OD images): take the log of those only.
+    on_cpu = coefficients.device.type == "cpu"
+    if on_cpu and int(keep.sum()) * 20 < keep.numel():
+        # Few kept (a few per mille for OD images): take the log of those only
+        # (on a device, the dense path below avoids synchronising).
         out = torch.zeros_like(coefficients)
         out[keep] = signed_log(coefficients[keep])
         return out

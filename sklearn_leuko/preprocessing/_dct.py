@@ -86,7 +86,7 @@ class LogDCT(TransformerMixin, BaseEstimator):
     See Also
     --------
     StainDeconvolution : the OD input of this transformer.
-    sklearn_leuko.nn._functional.log_dct : the torch function doing the math.
+    sklearn_leuko.nn.log_dct : the torch function doing the math.
 
     Examples
     --------

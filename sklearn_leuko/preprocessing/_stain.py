@@ -139,7 +139,7 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
 
     The OD follows the SD-Layer rule by default (``OD = -log10(I / 255)``,
     values equal to 0 mapped to OD 0 so the black background of segmented
-    cells means "no stain"); see :func:`sklearn_leuko.nn._functional.rgb_to_od`.
+    cells means "no stain"); see :func:`sklearn_leuko.nn.rgb_to_od`.
 
     Compared with ``skimage.color.separate_stains(rgb, inv(S))``, which uses
     the normalised OD ``ln(max(I/255, 1e-6)) / ln(1e-6)`` and clips at 0, the

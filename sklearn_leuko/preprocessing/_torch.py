@@ -27,8 +27,8 @@ class StainDeconvolutionModule(nn.Module):
     """RGB ``(n, 3, H, W)`` in [0, 255] -> stain concentrations ``(n, 3, H, W)``.
 
     The torch twin of :class:`~sklearn_leuko.preprocessing.StainDeconvolution`:
-    :func:`~sklearn_leuko.nn._functional.rgb_to_od` then
-    :func:`~sklearn_leuko.nn._functional.od_to_stains`. The stain matrix and
+    :func:`~sklearn_leuko.nn.rgb_to_od` then
+    :func:`~sklearn_leuko.nn.od_to_stains`. The stain matrix and
     its inverse are float32 buffers (they follow ``.to(device)``), not
     learnable parameters; the learnable variant is
     :class:`~sklearn_leuko.nn.SDLayer`.
@@ -38,7 +38,7 @@ class StainDeconvolutionModule(nn.Module):
     stain_matrix : array-like of shape (3, 3)
         Rows are the stain OD vectors.
     i0, offset, log_base, zero_as_background
-        See :func:`~sklearn_leuko.nn._functional.rgb_to_od`.
+        See :func:`~sklearn_leuko.nn.rgb_to_od`.
     """
 
     def __init__(
@@ -85,7 +85,7 @@ class LogDCTModule(nn.Module):
     """OD ``(n, C, H, W)`` -> thresholded log-DCT ``(n, C, H, W)``.
 
     The torch twin of :class:`~sklearn_leuko.preprocessing.LogDCT`, calling
-    :func:`~sklearn_leuko.nn._functional.log_dct`. Fitted per-channel
+    :func:`~sklearn_leuko.nn.log_dct`. Fitted per-channel
     thresholds, if any, are a buffer.
 
     Parameters
