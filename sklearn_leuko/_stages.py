@@ -105,7 +105,7 @@ def make_stage(name, **params):
         estimator is set explicitly (default:
         :func:`~sklearn_leuko.ensemble.default_final_estimator`), so its
         parameters can be tuned by name, e.g.
-        ``final_estimator__logisticregression__C``.
+        ``final_estimator__C``.
 
     Returns
     -------

@@ -353,14 +353,12 @@ def test_n_jobs_gives_the_same_result():
 # ------------------------------------------------- clone, search, persistence
 def test_clone_and_nested_params_of_a_stage():
     fusion = make_stage("3C", **TINY)
-    fusion.set_params(
-        stage1__net__activation="prelu", final_estimator__logisticregression__C=3.0
-    )
+    fusion.set_params(stage1__net__activation="prelu", final_estimator__C=3.0)
     twin = clone(fusion)
     params = twin.get_params()
     assert params["stage1__net__activation"] == "prelu"
     assert params["stage2c__net__activation"] == "relu"
-    assert params["final_estimator__logisticregression__C"] == 3.0
+    assert params["final_estimator__C"] == 3.0
     assert twin.estimators[0][1] is not fusion.estimators[0][1]
 
 
@@ -370,7 +368,7 @@ def test_grid_search_over_a_fusion_stage(tiny_cells):
     fusion = make_stage("3", **{**TINY, "max_epochs": 1})
     grid = {
         "stage1__net__activation": ["relu", "prelu"],
-        "final_estimator__logisticregression__C": [0.1, 1.0],
+        "final_estimator__C": [0.1, 1.0],
     }
     with (
         sklearn.config_context(enable_metadata_routing=True),

@@ -64,7 +64,7 @@ def test_fusion_stages_fuse_stage1_with_stage2_or_2c(name, second, preprocessing
     assert nets[second].preprocessing == preprocessing
     assert stage.cv == "in_sample"
     # explicit final estimator so its parameters can be searched by name
-    assert "final_estimator__logisticregression__C" in stage.get_params()
+    assert "final_estimator__C" in stage.get_params()
 
 
 @pytest.mark.parametrize("name", STAGES)
