@@ -33,10 +33,10 @@ _IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # Defaults of the synthetic demo, chosen so that ``sklearn-leuko cv`` (stages
 # 1, 2, 2C, 3, 3C, 4 folds) runs in a few minutes on a 2-core CPU.
 _SYNTHETIC_DEFAULTS = {
-    "n_subjects": 28,
+    "n_subjects": 40,
     "cells_per_subject": 40,
     "image_size": 32,
-    "subject_variability": 0.5,
+    "subject_variability": 1.0,
 }
 _DEFAULT_WIDTHS = "8,8,16,16,16,16"
 _DEFAULT_VGG_WIDTHS = "8,8,16,16,16,16,16,16"
@@ -182,8 +182,9 @@ def _add_data(parser):
         type=_positive_int,
         default=_SYNTHETIC_DEFAULTS["n_subjects"],
         metavar="N",
-        help="synthetic data: number of subjects, about 2/3 of them leukemic "
-        "(default: %(default)s)",
+        help="synthetic data: number of subjects, about 2/3 of them leukemic; "
+        "fewer than about 30 and the networks memorise subjects instead of "
+        "learning cells (default: %(default)s)",
     )
     group.add_argument(
         "--cells-per-subject",
@@ -198,9 +199,9 @@ def _add_data(parser):
         default=_SYNTHETIC_DEFAULTS["subject_variability"],
         metavar="S",
         help="synthetic data: strength of the per-subject staining and imaging "
-        "differences (make_cells' subject_variability; default: %(default)s, "
-        "half of make_cells' default, so that a few minutes of CPU training "
-        "generalise to unseen subjects)",
+        "differences that a network can memorise instead of the cells' "
+        "morphology (make_cells' subject_variability; 0 for none) (default: "
+        "%(default)s)",
     )
     group.add_argument(
         "--seed",
@@ -667,7 +668,10 @@ def _cmd_cv(args, console):
         plot_history,
         plot_cell_spaces,
     )
-    console.out(f"Best stage: {result.best_stage}. Finished in {elapsed:.0f} s.")
+    console.out(
+        f"Best stage on the validation folds: {result.best_stage}. Finished in "
+        f"{elapsed:.0f} s."
+    )
     console.out(f"Wrote to {output}/:")
     for path, what in written:
         console.out(f"  {path.name:<22} {what}")

@@ -589,8 +589,9 @@ def run_protocol(
         estimators : dict
             Stage label -> list of the fitted models, one per fold.
         best_stage : str
-            Label of the stage with the best Test accuracy (without a test
-            set: the best mean validation accuracy).
+            Label of the stage with the best mean validation accuracy (ties:
+            weighted F1, then the order of ``stages``); chosen without looking
+            at the test set.
         folds : list of (ndarray, ndarray)
             Training and validation rows of each fold.
         test_index : ndarray
@@ -780,13 +781,12 @@ def _collect(stages, fold_results, folds, test_index, table2, subject_table):
         subj = pd.concat([subj, subj_test], axis=1)
 
     def rank(label):
-        val = (cv_results[label]["test_accuracy"].mean(), -labels.index(label))
-        if not has_test:
-            return val
+        # Chosen on the validation folds, never on the test set.
+        cv = cv_results[label]
         return (
-            test_metrics[label]["accuracy"],
-            test_metrics[label]["f1_weighted"],
-            *val,
+            cv["test_accuracy"].mean(),
+            cv["test_f1_weighted"].mean(),
+            -labels.index(label),
         )
 
     best_stage = max(labels, key=rank)

@@ -101,15 +101,27 @@ def image_folder(tmp_path_factory):
     return folder, names
 
 
-def test_train_then_predict_round_trip(tmp_path, image_folder):
+def test_train_on_cnmc_folder_then_predict_round_trip(tmp_path, image_folder):
+    from sklearn_leuko.datasets import make_cells, write_cnmc
+
     folder, names = image_folder
+    cells = make_cells(n_subjects=8, cells_per_subject=4, image_size=24, random_state=0)
+    write_cnmc(cells, tmp_path / "C-NMC_training_data", random_state=0)
     model = tmp_path / "model.joblib"
     proc = run_cli(
-        "train", "--stage", "1", *TINY_DATA, *TINY_NETS, "--model", str(model)
+        "train",
+        "--stage",
+        "1",
+        "--data",
+        str(tmp_path),
+        *TINY_NETS,
+        "--model",
+        str(model),
     )
     assert proc.returncode == 0, proc.stderr
     assert model.stat().st_size > 0
     assert "Saved Stage-1 model" in proc.stdout
+    assert "C-NMC images" in proc.stderr and "32 cells of 24x24" in proc.stderr
 
     out = tmp_path / "pred" / "predictions.csv"
     proc = run_cli(
