@@ -880,10 +880,18 @@ def _cmd_train(args, console):
             )
     _save_model(model, model_path)
     console.out(
-        f"Saved {label} model ({model_path.stat().st_size / 2**20:.1f} MiB, input "
+        f"Saved {label} model ({_size(model_path.stat().st_size)}, input "
         f"{_input_shape(model)[0]}x{_input_shape(model)[1]} px) to {model_path}"
     )
     return EXIT_OK
+
+
+def _size(n_bytes):
+    return (
+        f"{n_bytes / 2**20:.1f} MiB"
+        if n_bytes >= 2**20
+        else f"{n_bytes / 2**10:.0f} KiB"
+    )
 
 
 def _networks(model):
