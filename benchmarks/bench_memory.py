@@ -30,6 +30,7 @@ import json, resource, sys, time
 import numpy as np
 from skorch.callbacks import Callback
 from sklearn_leuko import make_stage
+from sklearn_leuko._callbacks import StopTraining
 
 class StopAfter(Callback):
     def __init__(self, n_batches=3):
@@ -41,7 +42,7 @@ class StopAfter(Callback):
         if training:
             self.seen_ += 1
             if self.seen_ >= self.n_batches:
-                raise KeyboardInterrupt  # skorch ends training cleanly
+                raise StopTraining
 
 stage, path, n_batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
 X = np.load(path)

@@ -12,6 +12,14 @@ from skorch.callbacks import Callback
 CHECKPOINT_FILENAME = "checkpoint.pt"
 
 
+class StopTraining(KeyboardInterrupt):
+    """Raised by a callback to end training cleanly (early stopping).
+
+    skorch ends training on ``KeyboardInterrupt``; a real Ctrl-C, unlike this
+    subclass, is passed on to the caller by :class:`LeukoNetClassifier`.
+    """
+
+
 def _cpu_state_dict(module):
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
@@ -27,10 +35,14 @@ class RestoreBestWeights(Callback):
     ----------
     monitor : str, default="valid_acc"
         History key to maximise.
+    patience : int or None, default=None
+        Stop training (:class:`StopTraining`) after this many epochs without
+        improvement.
     """
 
-    def __init__(self, monitor="valid_acc"):
+    def __init__(self, monitor="valid_acc", patience=None):
         self.monitor = monitor
+        self.patience = patience
 
     def initialize(self):
         self.best_score_ = None
@@ -42,10 +54,13 @@ class RestoreBestWeights(Callback):
         score = net.history[-1].get(self.monitor)
         if score is None:
             return
+        epoch = int(net.history[-1, "epoch"])
         if self.best_score_ is None or score > self.best_score_:
             self.best_score_ = float(score)
-            self.best_epoch_ = int(net.history[-1, "epoch"])
+            self.best_epoch_ = epoch
             self.best_state_ = _cpu_state_dict(net.module_)
+        elif self.patience is not None and epoch - self.best_epoch_ >= self.patience:
+            raise StopTraining
 
     def on_train_end(self, net, **kwargs):
         if self.best_state_ is not None:

@@ -13,13 +13,14 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
 from . import __version__
 from ._callbacks import (
     ResumableCheckpoint,
     RestoreBestWeights,
+    StopTraining,
     load_checkpoint,
 )
 from ._datapath import ImageBatchDataset, collate_batch
@@ -450,13 +451,11 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
             autocast_dtype=autocast_dtype,
             channels_last=channels_last,
         )
-        best = RestoreBestWeights() if valid_set is not None else None
+        best = None
         callbacks = []
-        if best is not None:
+        if valid_set is not None:
+            best = RestoreBestWeights(patience=self.patience)
             callbacks.append(("restore_best", best))
-            if self.patience is not None:
-                callbacks.append(("early_stopping", EarlyStopping(
-                    monitor="valid_acc", lower_is_better=False, patience=self.patience)))
         if self.checkpoint_dir is not None:
             fingerprint = self._fingerprint(X, y_enc, groups)
             callbacks.append(("checkpoint", ResumableCheckpoint(
@@ -476,7 +475,7 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         if self.optimizer == "sgd":
             optimizer_kwargs["optimizer__momentum"] = self.momentum
         pin = self.device_.startswith("cuda")
-        net = NeuralNetClassifier(
+        net = _SkorchNet(
             module,
             criterion=torch.nn.CrossEntropyLoss,
             optimizer=_OPTIMIZERS[self.optimizer],
@@ -507,6 +506,10 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
             # Everything was done before the interruption: only restore the best.
             if best is not None:
                 best.on_train_end(net)
+        if net.interrupted_:
+            # skorch swallows Ctrl-C and returns as if training had ended; pass
+            # it on so a cut-short model is never taken for a trained one.
+            raise KeyboardInterrupt
         if best is not None:
             self.best_epoch_ = best.best_epoch_
             best.best_state_ = None  # weights are in the module; do not pickle twice
@@ -640,6 +643,21 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.three_d_array = False
         tags.non_deterministic = False
         return tags
+
+
+class _SkorchNet(NeuralNetClassifier):
+    """skorch's classifier, remembering whether training was interrupted."""
+
+    interrupted_ = False
+
+    def fit_loop(self, *args, **kwargs):
+        try:
+            return super().fit_loop(*args, **kwargs)
+        except StopTraining:
+            return self
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            raise
 
 
 class _ScaleToUnit(torch.nn.Module):

@@ -272,3 +272,30 @@ def test_user_callbacks_are_cloned_and_run(tiny_cells):
                              random_state=0, **TINY).fit(X, y, groups=g)
     assert clf.net_.callbacks_[[n for n, _ in clf.net_.callbacks_].index("count")][1].seen_ == 2
     assert not hasattr(user_cb, "seen_")  # the parameter itself is untouched
+
+
+def test_ctrl_c_is_passed_on_not_swallowed(tiny_cells):
+    """skorch ends training on KeyboardInterrupt; the classifier must re-raise it
+    so a cut-short model is never taken for a trained one."""
+    from skorch.callbacks import Callback
+
+    class PressCtrlC(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training:
+                raise KeyboardInterrupt
+
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", callbacks=[PressCtrlC()], random_state=0, **TINY)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y, groups=g)
+    assert not hasattr(clf, "net_")
+
+
+def test_patience_stops_early_without_raising(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    # lr so small that the validation accuracy cannot improve after epoch 1
+    clf = LeukoNetClassifier(preprocessing="od", lr=1e-12, patience=2, random_state=0,
+                             **{**TINY, "max_epochs": 8})
+    clf.fit(X, y, groups=g)
+    assert len(clf.history_) == 3
+    assert clf.best_epoch_ == 1
