@@ -2,10 +2,25 @@
 
 import os
 
-import numpy as np
-import pytest
-
+# One torch thread everywhere, in this process and in the subprocesses that tests
+# start: tiny networks gain nothing from more, and results are bit-reproducible
+# only for a fixed thread count (see docs/reliability.md).
+os.environ["OMP_NUM_THREADS"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Undo tests (e.g. the CLI run in-process) that change torch's thread count."""
+    yield
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ DATA = dict(n_subjects=8, cells_per_subject=5, image_size=24, random_state=1)
 
 CHILD = """
 import os, signal
-import skorch
+import skorch, torch
+torch.set_num_threads({threads})  # bit-identical only at the same thread count
 from sklearn_leuko import LeukoNetClassifier
 from sklearn_leuko.datasets import make_cells
 
@@ -60,7 +61,8 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 
     ckpt = str(tmp_path / "ckpt")
     # 32 training cells / batch 8 = 4 batches per epoch: die in epoch 3.
-    script = CHILD.format(kill_after=10, data=DATA, ckpt=ckpt, params=PARAMS)
+    script = CHILD.format(kill_after=10, data=DATA, ckpt=ckpt, params=PARAMS,
+                          threads=torch.get_num_threads())
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)])
     assert proc.returncode == -signal.SIGKILL
     saved = load_checkpoint(ckpt)
