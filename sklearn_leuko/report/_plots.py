@@ -304,6 +304,7 @@ def plot_history(history, path, *, title=None):
         and "loss" not in k
         and not k.endswith("_best")
         and not k.endswith("_lr")
+        and not k.endswith("_batch_count")
     ]
 
     def series(name):
@@ -361,6 +362,11 @@ def _symmetric_limit(values):
     # readable colour bar.
     limit = float(np.abs(values).max())
     return limit if limit > 0 else 1.0
+
+
+def _percentile_limit(values, q=99.5):
+    inside = values[values > 0]
+    return float(np.percentile(inside, q)) if inside.size else 1.0
 
 
 def _colorbar(fig, image, ax):
@@ -435,16 +441,20 @@ def plot_cell_spaces(image, path, *, stain_matrix="giemsa", zoom=None, title=Non
         axes[0, c + 1].set_title(f"RGB: {name} channel")
         _colorbar(fig, im, axes[0, c + 1])
 
-    scale = np.maximum(np.abs(od).reshape(3, -1).max(axis=1), 1e-12)
+    # A few saturated border pixels would set a max-based scale; use the 99th
+    # percentile of the cell's pixels instead.
+    cell = np.abs(od).reshape(3, -1)
+    cell = cell[:, (cell > 0).any(axis=0)] if (cell > 0).any() else cell
+    scale = np.maximum(np.percentile(cell, 99, axis=1), 1e-12)[:, None, None].ravel()
     composite = np.clip(np.moveaxis(od, 0, -1) / scale, 0.0, 1.0)
     axes[1, 0].imshow(composite, interpolation="nearest")
     axes[1, 0].set_title("OD stains (false colour)")
     for c in range(3):
         if od[c].min() < 0:
-            vmax = _symmetric_limit(od[c])
+            vmax = _percentile_limit(np.abs(od[c]))
             style = {"cmap": "RdBu_r", "vmin": -vmax, "vmax": vmax}
         else:
-            style = {"cmap": "magma"}
+            style = {"cmap": "magma", "vmax": _percentile_limit(od[c])}
         im = axes[1, c + 1].imshow(od[c], interpolation="nearest", **style)
         axes[1, c + 1].set_title(f"OD: {names[c]}")
         _colorbar(fig, im, axes[1, c + 1])
