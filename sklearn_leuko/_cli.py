@@ -13,6 +13,7 @@ heavy libraries (torch, matplotlib) are imported by the subcommands.
 """
 
 import argparse
+import functools
 import os
 import sys
 import warnings
@@ -369,6 +370,22 @@ def build_parser():
         help="with --checkpoint-dir: continue an interrupted run from its "
         "checkpoints (same options and data)",
     )
+    group.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="folds trained in parallel by joblib processes; -1 for one per core "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the folds on a Dask distributed cluster at this scheduler address "
+        "(e.g. tcp://host:8786; needs 'pip install sklearn-leuko[dask]'); the images "
+        "are sent to each worker once and every worker trains on its own device",
+    )
     _add_data(cv)
     _add_model(cv)
     _add_common(cv)
@@ -639,7 +656,8 @@ def _cmd_cv(args, console):
     import time
 
     start = time.perf_counter()
-    result = run_protocol(
+    protocol = functools.partial(
+        run_protocol,
         X,
         y,
         groups,
@@ -651,6 +669,20 @@ def _cmd_cv(args, console):
         random_state=args.seed,
         progress=not args.quiet,
     )
+    if args.scheduler:
+        from ._distributed import dask_backend
+
+        console.info(f"Running the folds on the Dask cluster at {args.scheduler}.")
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise CLIError(
+                "--scheduler needs Dask: pip install 'sklearn-leuko[dask]'."
+            ) from None
+        with dask_backend(args.scheduler, scatter=[X]):
+            result = protocol(n_jobs=-1)
+    else:
+        result = protocol(n_jobs=None if args.jobs == 1 else args.jobs)
     elapsed = time.perf_counter() - start
 
     _print_cv_report(result, groups, args.folds, console, format_table2)
