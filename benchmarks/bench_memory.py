@@ -74,32 +74,48 @@ def main(argv=None):
 
     from sklearn_leuko.datasets import make_cells
 
-    cache = Path(args.cache or tempfile.gettempdir()) / f"leuko_cells_{args.n}_{args.size}.npy"
+    cache = (
+        Path(args.cache or tempfile.gettempdir())
+        / f"leuko_cells_{args.n}_{args.size}.npy"
+    )
     if not cache.exists():
         start = time.perf_counter()
         per_subject = int(np.ceil(args.n / 118))
-        data = make_cells(n_subjects=118, cells_per_subject=per_subject,
-                          image_size=args.size, random_state=0)
+        data = make_cells(
+            n_subjects=118,
+            cells_per_subject=per_subject,
+            image_size=args.size,
+            random_state=0,
+        )
         np.save(cache, data.images[: args.n])
         np.save(str(cache).replace(".npy", "_y.npy"), data.target[: args.n].astype(str))
         np.save(str(cache).replace(".npy", "_g.npy"), data.groups[: args.n].astype(str))
-        print(f"generated {args.n} cells of {args.size}x{args.size} in "
-              f"{time.perf_counter() - start:.0f} s -> {cache}")
+        print(
+            f"generated {args.n} cells of {args.size}x{args.size} in "
+            f"{time.perf_counter() - start:.0f} s -> {cache}"
+        )
         del data
 
     results = []
-    print(f"{'stage':<6}{'uint8 input GB':>15}{'peak RSS GB':>13}{'ratio':>7}{'fit s':>8}")
+    print(
+        f"{'stage':<6}{'uint8 input GB':>15}{'peak RSS GB':>13}{'ratio':>7}{'fit s':>8}"
+    )
     for stage in args.stages:
-        proc = subprocess.run([sys.executable, "-c", CHILD, stage, str(cache), str(args.batches)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, stage, str(cache), str(args.batches)],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             print(f"{stage:<6} failed:\n{proc.stderr[-2000:]}")
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         r["ratio"] = r["peak_rss"] / r["input_bytes"]
         results.append(r)
-        print(f"{stage:<6}{r['input_bytes'] / 1e9:>15.2f}{r['peak_rss'] / 1e9:>13.2f}"
-              f"{r['ratio']:>7.2f}{r['fit_s']:>8.0f}")
+        print(
+            f"{stage:<6}{r['input_bytes'] / 1e9:>15.2f}{r['peak_rss'] / 1e9:>13.2f}"
+            f"{r['ratio']:>7.2f}{r['fit_s']:>8.0f}"
+        )
     print("target: peak RSS < 1.6 x uint8 input")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -66,10 +66,18 @@ def plain_torch(od, y, args, device):
 def plain_skorch(od, y, args, device):
     torch.manual_seed(0)
     net = NeuralNetClassifier(
-        BasicNetwork, module__in_channels=3, module__widths=WIDTHS,
-        criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-3,
-        max_epochs=args.epochs, batch_size=args.batch_size, train_split=None,
-        iterator_train__shuffle=True, device=device, verbose=0,
+        BasicNetwork,
+        module__in_channels=3,
+        module__widths=WIDTHS,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        train_split=None,
+        iterator_train__shuffle=True,
+        device=device,
+        verbose=0,
     )
     start = time.perf_counter()
     net.fit(od, y)
@@ -82,9 +90,15 @@ def plain_skorch(od, y, args, device):
 
 def library(images, labels, args, device, augment):
     clf = LeukoNetClassifier(
-        preprocessing="od", widths=WIDTHS, max_epochs=args.epochs,
-        batch_size=args.batch_size, validation_fraction=None, augment=augment,
-        device=device, verbose=0, random_state=0,
+        preprocessing="od",
+        widths=WIDTHS,
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_fraction=None,
+        augment=augment,
+        device=device,
+        verbose=0,
+        random_state=0,
     )
     start = time.perf_counter()
     clf.fit(images, labels)
@@ -108,10 +122,18 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2, help="best of N runs")
     parser.add_argument("--out", default=None, help="write results as JSON here")
     args = parser.parse_args(argv)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = (
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if args.device == "auto"
+        else args.device
+    )
 
-    data = make_cells(n_subjects=max(4, args.n // 32), cells_per_subject=32,
-                      image_size=args.size, random_state=0)
+    data = make_cells(
+        n_subjects=max(4, args.n // 32),
+        cells_per_subject=32,
+        image_size=args.size,
+        random_state=0,
+    )
     images, labels = data.images[: args.n], data.target[: args.n]
     y = (labels == "hem").astype(np.int64)
     start = time.perf_counter()
@@ -134,27 +156,46 @@ def main(argv=None):
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, device={device}"
     if device.startswith("cuda"):
         machine += f" ({torch.cuda.get_device_name()})"
-    print(f"# Training throughput, {args.n} cells {args.size}x{args.size}, batch {args.batch_size}, "
-          f"{args.epochs} epochs; {machine}")
-    print(f"{'variant':<20}{'train img/s':>12}{'predict img/s':>15}{'vs plain torch':>16}")
+    print(
+        f"# Training throughput, {args.n} cells {args.size}x{args.size}, batch {args.batch_size}, "
+        f"{args.epochs} epochs; {machine}"
+    )
+    print(
+        f"{'variant':<20}{'train img/s':>12}{'predict img/s':>15}{'vs plain torch':>16}"
+    )
     base = n_seen / best["plain torch"][0]
     results = {}
     for name, times in best.items():
         train_ips = n_seen / times[0]
         predict_ips = len(images) / times[1]
-        results[name] = {"train_images_per_s": train_ips, "predict_images_per_s": predict_ips}
-        print(f"{name:<20}{train_ips:>12.1f}{predict_ips:>15.1f}{train_ips / base:>15.2f}x")
+        results[name] = {
+            "train_images_per_s": train_ips,
+            "predict_images_per_s": predict_ips,
+        }
+        print(
+            f"{name:<20}{train_ips:>12.1f}{predict_ips:>15.1f}{train_ips / base:>15.2f}x"
+        )
     aug_cost = best["sklearn-leuko aug"][0] / best["sklearn-leuko"][0] - 1
     transform_ips = len(images) / best["sklearn-leuko"][2]
     print(f"augmentation adds {100 * aug_cost:.1f}% to an epoch")
-    print(f"feature transform (bilinear features): {transform_ips:.1f} img/s; "
-          f"host OD precompute for the baselines: {len(images) / od_s:.1f} img/s")
+    print(
+        f"feature transform (bilinear features): {transform_ips:.1f} img/s; "
+        f"host OD precompute for the baselines: {len(images) / od_s:.1f} img/s"
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({
-            "machine": machine, "args": vars(args), "results": results,
-            "augmentation_overhead": aug_cost, "transform_images_per_s": transform_ips,
-        }, indent=2))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "args": vars(args),
+                    "results": results,
+                    "augmentation_overhead": aug_cost,
+                    "transform_images_per_s": transform_ips,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

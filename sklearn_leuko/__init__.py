@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 # that ``import sklearn_leuko`` stays cheap and the CLI starts fast.
 _LAZY = {
     "LeukoNetClassifier": "sklearn_leuko._classifier",
+    "CellLevelSplitWarning": "sklearn_leuko._classifier",
     "FeatureFusionClassifier": "sklearn_leuko.ensemble",
     "make_stage": "sklearn_leuko._stages",
     "STAGES": "sklearn_leuko._stages",
@@ -33,7 +34,15 @@ _LAZY = {
     "load_safetensors": "sklearn_leuko._persistence",
     "dask_backend": "sklearn_leuko._distributed",
 }
-_SUBMODULES = {"datasets", "preprocessing", "nn", "ensemble", "metrics", "report", "utils"}
+_SUBMODULES = {
+    "datasets",
+    "preprocessing",
+    "nn",
+    "ensemble",
+    "metrics",
+    "report",
+    "utils",
+}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 

@@ -135,7 +135,9 @@ class ResumableCheckpoint(Callback):
             "module": _cpu_state_dict(net.module_),
             "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
             "history": _plain(net.history.to_list()),
-            "best": None if self.best_callback is None else self.best_callback.get_state(),
+            "best": None
+            if self.best_callback is None
+            else self.best_callback.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
         atomic_torch_save(state, self.path)

@@ -18,27 +18,38 @@ from skorch.helper import predefined_split
 
 from . import __version__
 from ._callbacks import (
-    ResumableCheckpoint,
     RestoreBestWeights,
+    ResumableCheckpoint,
     StopTraining,
     load_checkpoint,
 )
 from ._datapath import ImageBatchDataset, collate_batch
+from ._versioning import VersionedPickleMixin
 from .utils import check_groups, check_net_input, check_targets, resolve_device
 
 __all__ = ["LeukoNetClassifier", "CellLevelSplitWarning"]
 
-_AUGMENT_MODES = {False: "off", "off": "off", None: "off", True: "all", "all": "all",
-                  "minority": "minority"}
+_AUGMENT_MODES = {
+    False: "off",
+    "off": "off",
+    None: "off",
+    True: "all",
+    "all": "all",
+    "minority": "minority",
+}
 _ARCHITECTURES = ("basic", "vgg11")
-_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
 
 
 class CellLevelSplitWarning(UserWarning):
     """The inner validation split could not use subject IDs."""
 
 
-class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
+class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
     """LeukoNet's Basic Network (or the VGG-11 baseline) as a classifier.
 
     The network of the paper (Mourya et al. 2018, section 4): one strided
@@ -235,7 +246,7 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ checks
-    def _validate_params(self):
+    def _check_params(self):
         if self.architecture not in _ARCHITECTURES:
             raise ValueError(
                 f"architecture={self.architecture!r} is not supported; use one of "
@@ -253,12 +264,18 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
             )
         for name in ("max_epochs", "batch_size", "preprocessing_fit_samples"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Integral)
+                or value < 1
+            ):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if self.patience is not None and (
             not isinstance(self.patience, numbers.Integral) or self.patience < 1
         ):
-            raise ValueError(f"patience must be None or a positive integer, got {self.patience!r}.")
+            raise ValueError(
+                f"patience must be None or a positive integer, got {self.patience!r}."
+            )
         if not isinstance(self.lr, numbers.Real) or self.lr <= 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
         vf = self.validation_fraction
@@ -268,9 +285,13 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
             )
         for name in ("mixed_precision", "channels_last"):
             if getattr(self, name) not in ("auto", True, False):
-                raise ValueError(f"{name} must be 'auto', True or False, got {getattr(self, name)!r}.")
+                raise ValueError(
+                    f"{name} must be 'auto', True or False, got {getattr(self, name)!r}."
+                )
         if self.resume and self.checkpoint_dir is None:
-            raise ValueError("resume=True needs checkpoint_dir: the folder of the interrupted fit.")
+            raise ValueError(
+                "resume=True needs checkpoint_dir: the folder of the interrupted fit."
+            )
 
     # --------------------------------------------------------------- building
     def _make_preprocessing(self, X, train_rows, rng):
@@ -290,8 +311,11 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
     def _make_network(self, in_channels):
         from .nn import VGG11, BasicNetwork
 
-        kwargs = {"in_channels": in_channels, "n_classes": len(self.classes_),
-                  "activation": self.activation}
+        kwargs = {
+            "in_channels": in_channels,
+            "n_classes": len(self.classes_),
+            "activation": self.activation,
+        }
         if self.widths is not None:
             kwargs["widths"] = tuple(self.widths)
         if self.architecture == "basic":
@@ -328,7 +352,9 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
                 CellLevelSplitWarning,
                 stacklevel=4,
             )
-            splitter = StratifiedShuffleSplit(n_splits=1, test_size=vf, random_state=seed)
+            splitter = StratifiedShuffleSplit(
+                n_splits=1, test_size=vf, random_state=seed
+            )
             return next(splitter.split(np.zeros(n), y_enc))
         n_groups = len(np.unique(groups))
         n_splits = min(max(2, int(round(1 / vf))), n_groups)
@@ -338,7 +364,9 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
                 "needs at least 2 subjects; set validation_fraction=None to train "
                 "without inner validation."
             )
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        splitter = StratifiedGroupKFold(
+            n_splits=n_splits, shuffle=True, random_state=seed
+        )
         with warnings.catch_warnings():
             # Few subjects of a class: sklearn warns that a class has fewer
             # members than n_splits; the split is still subject-level.
@@ -356,17 +384,23 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         return (torch.bfloat16 if amp else None), bool(cl)
 
     def _fingerprint(self, X, y_enc, groups):
-        params = {k: repr(v) for k, v in self.get_params(deep=False).items()
-                  if k not in ("verbose", "progress_bar", "resume", "checkpoint_dir",
-                               "callbacks")}
+        params = {
+            k: repr(v)
+            for k, v in self.get_params(deep=False).items()
+            if k
+            not in ("verbose", "progress_bar", "resume", "checkpoint_dir", "callbacks")
+        }
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(y_enc).tobytes())
         digest.update(repr(X.shape).encode())
         digest.update(np.ascontiguousarray(X[:: max(1, len(X) // 16)]).tobytes())
         if groups is not None:
             digest.update(np.asarray(groups).astype(str).tobytes())
-        return {"params": json.dumps(params, sort_keys=True), "data": digest.hexdigest(),
-                "version": __version__}
+        return {
+            "params": json.dumps(params, sort_keys=True),
+            "data": digest.hexdigest(),
+            "version": __version__,
+        }
 
     # -------------------------------------------------------------------- fit
     def fit(self, X, y, groups=None):
@@ -386,7 +420,7 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : LeukoNetClassifier
         """
-        self._validate_params()
+        self._check_params()
         # Training seeds torch's global generator; fork it so the caller's
         # random stream is left as it was.
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
@@ -434,11 +468,17 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         with torch.no_grad():
             probe = torch.from_numpy(np.array(X[:1]))
             probe = probe.permute(0, 3, 1, 2).float() if rgb else probe.float()
-            in_channels = preprocess(probe).shape[1] if preprocess is not None else probe.shape[1]
+            in_channels = (
+                preprocess(probe).shape[1] if preprocess is not None else probe.shape[1]
+            )
 
-        train_indices, augment_mask = self._training_rows(y_enc, train_rows, augment_mode, rng)
+        train_indices, augment_mask = self._training_rows(
+            y_enc, train_rows, augment_mode, rng
+        )
         train_set = ImageBatchDataset(X, y_enc, train_indices, augment_mask)
-        valid_set = None if valid_rows is None else ImageBatchDataset(X, y_enc, valid_rows)
+        valid_set = (
+            None if valid_rows is None else ImageBatchDataset(X, y_enc, valid_rows)
+        )
 
         autocast_dtype, channels_last = self._resolve_speedups(self.device_)
         from .nn._leukonet import LeukoNetModule
@@ -458,8 +498,12 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(("restore_best", best))
         if self.checkpoint_dir is not None:
             fingerprint = self._fingerprint(X, y_enc, groups)
-            callbacks.append(("checkpoint", ResumableCheckpoint(
-                self.checkpoint_dir, fingerprint, best)))
+            callbacks.append(
+                (
+                    "checkpoint",
+                    ResumableCheckpoint(self.checkpoint_dir, fingerprint, best),
+                )
+            )
         if self.progress_bar:
             callbacks.append(("progress_bar", ProgressBar()))
         for i, cb in enumerate(self.callbacks or []):
@@ -529,8 +573,9 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
             minority = int(np.argmin(counts))
             majority_count = int(counts.max())
             minority_rows = train_rows[y_enc[train_rows] == minority]
-            extra = rng.choice(minority_rows, size=majority_count - len(minority_rows),
-                               replace=True)
+            extra = rng.choice(
+                minority_rows, size=majority_count - len(minority_rows), replace=True
+            )
             indices = np.concatenate([train_rows, extra])
             augment_mask = y_enc == minority
         return indices, augment_mask
@@ -563,8 +608,11 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X, kind = check_net_input(X)
         if kind != self.input_kind_ or tuple(X.shape[1:]) != self.input_shape_:
-            expected = ("uint8 RGB images" if self.input_kind_ == "rgb"
-                        else "float32 preprocessed arrays")
+            expected = (
+                "uint8 RGB images"
+                if self.input_kind_ == "rgb"
+                else "float32 preprocessed arrays"
+            )
             raise ValueError(
                 f"X has samples of shape {tuple(X.shape[1:])} ({kind}), but this "
                 f"classifier was fitted on {expected} of shape {self.input_shape_}; "
@@ -618,24 +666,6 @@ class LeukoNetClassifier(ClassifierMixin, BaseEstimator):
         """The skorch training history (``net_.history``)."""
         check_is_fitted(self)
         return self.net_.history
-
-    # ----------------------------------------------------------------- pickle
-    def __getstate__(self):
-        state = super().__getstate__()
-        state["_sklearn_leuko_version"] = __version__
-        return state
-
-    def __setstate__(self, state):
-        version = state.pop("_sklearn_leuko_version", None)
-        if version is not None and version != __version__:
-            warnings.warn(
-                f"This LeukoNetClassifier was saved with sklearn-leuko {version} and is "
-                f"loaded with {__version__}; results may differ. Re-train, or export "
-                "with sklearn_leuko.save_safetensors and load that instead.",
-                UserWarning,
-                stacklevel=2,
-            )
-        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

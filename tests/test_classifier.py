@@ -9,7 +9,6 @@ import warnings
 import joblib
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
@@ -40,7 +39,9 @@ def test_fit_predict_string_labels(tiny_cells):
 
 def test_transform_returns_bilinear_features(tiny_cells):
     X, y, g = _data(tiny_cells)
-    clf = LeukoNetClassifier(preprocessing="od", bilinear_channels=3, random_state=0, **TINY)
+    clf = LeukoNetClassifier(
+        preprocessing="od", bilinear_channels=3, random_state=0, **TINY
+    )
     feats = clf.fit(X, y, groups=g).transform(X[:5])
     assert feats.shape == (5, 9) == (5, clf.n_features_out_)
     assert feats.dtype == np.float32
@@ -82,11 +83,15 @@ def test_augmentation_only_in_training(tiny_cells, monkeypatch):
 
 def test_minority_augmentation_resamples_to_majority(tiny_cells):
     X, y, g = _data(tiny_cells)
-    clf = LeukoNetClassifier(preprocessing="od", augment="minority", random_state=0, **TINY)
+    clf = LeukoNetClassifier(
+        preprocessing="od", augment="minority", random_state=0, **TINY
+    )
     y_enc = np.where(y == "all", 0, 1)
     clf.classes_ = np.array(["all", "hem"])
     rows = np.arange(len(y))
-    indices, mask = clf._training_rows(y_enc, rows, "minority", np.random.RandomState(0))
+    indices, mask = clf._training_rows(
+        y_enc, rows, "minority", np.random.RandomState(0)
+    )
     counts = np.bincount(y_enc[indices])
     assert counts[0] == counts[1] == np.bincount(y_enc).max()
     assert mask[y_enc == 1].all() and not mask[y_enc == 0].any()
@@ -104,14 +109,18 @@ def test_inner_split_is_subject_level(tiny_cells):
 
 def test_no_groups_warns_cell_level_split(tiny_cells):
     X, y, _ = _data(tiny_cells)
-    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1})
+    clf = LeukoNetClassifier(
+        preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1}
+    )
     with pytest.warns(CellLevelSplitWarning, match="cell level"):
         clf.fit(X, y)
 
 
 def test_best_epoch_weights_are_restored(tiny_cells):
     X, y, g = _data(tiny_cells)
-    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **{**TINY, "max_epochs": 4})
+    clf = LeukoNetClassifier(
+        preprocessing="od", random_state=0, **{**TINY, "max_epochs": 4}
+    )
     clf.fit(X, y, groups=g)
     history = clf.history_
     accs = history[:, "valid_acc"]
@@ -135,7 +144,12 @@ def test_pipeline_form_with_transformer(tiny_cells):
     from sklearn_leuko.preprocessing import StainDeconvolution
 
     X, y, g = _data(tiny_cells)
-    pipe = Pipeline([("od", StainDeconvolution()), ("net", LeukoNetClassifier(random_state=0, **TINY))])
+    pipe = Pipeline(
+        [
+            ("od", StainDeconvolution()),
+            ("net", LeukoNetClassifier(random_state=0, **TINY)),
+        ]
+    )
     pipe.fit(X, y, net__groups=g)
     assert pipe.predict(X).shape == (len(X),)
     assert pipe.named_steps["net"].input_kind_ == "channels_first"
@@ -188,7 +202,9 @@ def test_bad_input_gives_clear_errors(tiny_cells):
 
 def test_grid_search_and_clone(tiny_cells):
     X, y, g = _data(tiny_cells)
-    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1})
+    clf = LeukoNetClassifier(
+        preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1}
+    )
     clone_ = clone(clf)
     assert clone_.get_params() == clf.get_params()
     grid = GridSearchCV(
@@ -206,9 +222,13 @@ def test_grid_search_and_clone(tiny_cells):
 
 def test_pickle_roundtrip_in_fresh_process(tiny_cells, tmp_path):
     X, y, g = _data(tiny_cells)
-    clf = LeukoNetClassifier(preprocessing="od+log_dct", random_state=0, **TINY).fit(X, y, groups=g)
+    clf = LeukoNetClassifier(preprocessing="od+log_dct", random_state=0, **TINY).fit(
+        X, y, groups=g
+    )
     expected = clf.predict_proba(X)
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), expected)
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(clf)).predict_proba(X), expected
+    )
     model = tmp_path / "model.joblib"
     data = tmp_path / "X.npy"
     joblib.dump(clf, model)
@@ -217,7 +237,7 @@ def test_pickle_roundtrip_in_fresh_process(tiny_cells, tmp_path):
         f"""
         import joblib, numpy as np
         clf = joblib.load({str(model)!r})
-        np.save({str(tmp_path / 'proba.npy')!r}, clf.predict_proba(np.load({str(data)!r})))
+        np.save({str(tmp_path / "proba.npy")!r}, clf.predict_proba(np.load({str(data)!r})))
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -226,7 +246,9 @@ def test_pickle_roundtrip_in_fresh_process(tiny_cells, tmp_path):
 
 def test_loading_from_other_version_warns(tiny_cells):
     X, y, g = _data(tiny_cells)
-    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1})
+    clf = LeukoNetClassifier(
+        preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1}
+    )
     clf.fit(X, y, groups=g)
     state = clf.__getstate__()
     state["_sklearn_leuko_version"] = "0.0.1"
@@ -238,15 +260,20 @@ def test_loading_from_other_version_warns(tiny_cells):
 def test_vgg11_architecture(tiny_cells):
     X, y, g = _data(tiny_cells)
     clf = LeukoNetClassifier(
-        preprocessing="od", architecture="vgg11", widths=(4, 4, 8, 8, 8, 8, 8, 8),
-        random_state=0, **{k: v for k, v in TINY.items() if k != "widths"},
+        preprocessing="od",
+        architecture="vgg11",
+        widths=(4, 4, 8, 8, 8, 8, 8, 8),
+        random_state=0,
+        **{k: v for k, v in TINY.items() if k != "widths"},
     )
     assert clf.fit(X, y, groups=g).transform(X[:2]).shape == (2, 8)
 
 
 def test_no_validation_keeps_last_epoch(tiny_cells):
     X, y, g = _data(tiny_cells)
-    clf = LeukoNetClassifier(preprocessing="od", validation_fraction=None, random_state=0, **TINY)
+    clf = LeukoNetClassifier(
+        preprocessing="od", validation_fraction=None, random_state=0, **TINY
+    )
     clf.fit(X, y, groups=g)
     assert clf.best_epoch_ is None
     assert "valid_acc" not in clf.history_[-1]
@@ -268,9 +295,13 @@ def test_user_callbacks_are_cloned_and_run(tiny_cells):
 
     X, y, g = _data(tiny_cells)
     user_cb = CountEpochs()
-    clf = LeukoNetClassifier(preprocessing="od", callbacks=[("count", user_cb)],
-                             random_state=0, **TINY).fit(X, y, groups=g)
-    assert clf.net_.callbacks_[[n for n, _ in clf.net_.callbacks_].index("count")][1].seen_ == 2
+    clf = LeukoNetClassifier(
+        preprocessing="od", callbacks=[("count", user_cb)], random_state=0, **TINY
+    ).fit(X, y, groups=g)
+    assert (
+        clf.net_.callbacks_[[n for n, _ in clf.net_.callbacks_].index("count")][1].seen_
+        == 2
+    )
     assert not hasattr(user_cb, "seen_")  # the parameter itself is untouched
 
 
@@ -285,7 +316,9 @@ def test_ctrl_c_is_passed_on_not_swallowed(tiny_cells):
                 raise KeyboardInterrupt
 
     X, y, g = _data(tiny_cells)
-    clf = LeukoNetClassifier(preprocessing="od", callbacks=[PressCtrlC()], random_state=0, **TINY)
+    clf = LeukoNetClassifier(
+        preprocessing="od", callbacks=[PressCtrlC()], random_state=0, **TINY
+    )
     with pytest.raises(KeyboardInterrupt):
         clf.fit(X, y, groups=g)
     assert not hasattr(clf, "net_")
@@ -294,8 +327,13 @@ def test_ctrl_c_is_passed_on_not_swallowed(tiny_cells):
 def test_patience_stops_early_without_raising(tiny_cells):
     X, y, g = _data(tiny_cells)
     # lr so small that the validation accuracy cannot improve after epoch 1
-    clf = LeukoNetClassifier(preprocessing="od", lr=1e-12, patience=2, random_state=0,
-                             **{**TINY, "max_epochs": 8})
+    clf = LeukoNetClassifier(
+        preprocessing="od",
+        lr=1e-12,
+        patience=2,
+        random_state=0,
+        **{**TINY, "max_epochs": 8},
+    )
     clf.fit(X, y, groups=g)
     assert len(clf.history_) == 3
     assert clf.best_epoch_ == 1

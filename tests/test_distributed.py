@@ -225,12 +225,41 @@ def test_worker_with_other_version_warns():
 def test_cli_cv_on_the_cluster_matches_the_local_run(cluster, tmp_path, capsys):
     from sklearn_leuko._cli import main
 
-    args = ["cv", "--n-subjects", "10", "--cells-per-subject", "4", "--image-size", "24",
-            "--epochs", "1", "--folds", "2", "--stages", "1", "--test-subjects", "2",
-            "--widths", "4,4,4,4,4,4", "--threads", "1", "-q"]
+    args = [
+        "cv",
+        "--n-subjects",
+        "10",
+        "--cells-per-subject",
+        "4",
+        "--image-size",
+        "24",
+        "--epochs",
+        "1",
+        "--folds",
+        "2",
+        "--stages",
+        "1",
+        "--test-subjects",
+        "2",
+        "--widths",
+        "4,4,4,4,4,4",
+        "--threads",
+        "1",
+        "-q",
+    ]
     assert main([*args, "--output", str(tmp_path / "local")]) == 0
-    assert main([*args, "--output", str(tmp_path / "dask"),
-                 "--scheduler", cluster.scheduler_address]) == 0
+    assert (
+        main(
+            [
+                *args,
+                "--output",
+                str(tmp_path / "dask"),
+                "--scheduler",
+                cluster.scheduler_address,
+            ]
+        )
+        == 0
+    )
     local = (tmp_path / "local" / "table2.csv").read_text()
     assert local == (tmp_path / "dask" / "table2.csv").read_text()
     capsys.readouterr()

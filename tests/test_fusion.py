@@ -193,6 +193,17 @@ def test_fusion_prefit_uses_given_networks_unchanged(tiny_cells, fitted_3c):
     )
 
 
+def test_fusion_prefit_refuses_labels_the_networks_never_saw(tiny_cells, fitted_3c):
+    d = tiny_cells
+    bases = [
+        (name, fitted_3c.named_estimators_[name]) for name in ("stage1", "stage2c")
+    ]
+    y = d.target.astype(object)
+    y[:3] = "blast"
+    with pytest.raises(ValueError, match=r"labels \['blast'\] that the prefit"):
+        FeatureFusionClassifier(bases, cv="prefit").fit(d.images, y)
+
+
 def test_fusion_prefit_refuses_unfitted(tiny_cells):
     d = tiny_cells
     fusion = make_stage("3", cv="prefit", **TINY)

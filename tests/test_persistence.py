@@ -17,8 +17,8 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 import sklearn_leuko
 from sklearn_leuko import (
@@ -48,7 +48,11 @@ def stages(tiny_cells):
     for name in ("1", "2", "2C", "vgg11"):
         fitted[name] = make_stage(name, **_stage_params(name)).fit(X, y, net__groups=g)
     # Stage-3 as the paper trains it: both networks fitted inside the fusion.
-    fitted["3"] = make_stage("3", **_stage_params("3")).fit(X, y, groups=g)
+    fitted["3"] = make_stage(
+        "3",
+        final_estimator=make_pipeline(StandardScaler(), LogisticRegression()),
+        **_stage_params("3"),
+    ).fit(X, y, groups=g)
     # Stage-3C from the networks fitted above, with a bare logistic regression.
     stage3c = make_stage(
         "3C", cv="prefit", final_estimator=LogisticRegression(), **_stage_params("3C")
@@ -377,9 +381,9 @@ def test_unknown_class_in_file_is_refused(stages, tmp_path):
 
 # ------------------------------------------------------- joblib / pickle files
 def test_joblib_file_from_other_version_warns(stages, monkeypatch):
-    """LeukoNetClassifier.__setstate__ compares versions; a fusion of networks
-    inherits the warning through them."""
-    import sklearn_leuko._classifier as classifier_module
+    """LeukoNetClassifier and FeatureFusionClassifier compare versions on load;
+    the fusion warns for itself and for its networks."""
+    import sklearn_leuko._versioning as classifier_module
 
     buffer = io.BytesIO()
     joblib.dump(stages["3"], buffer)

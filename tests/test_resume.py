@@ -11,7 +11,11 @@ import pytest
 import torch
 
 from sklearn_leuko import LeukoNetClassifier
-from sklearn_leuko._callbacks import CHECKPOINT_FILENAME, atomic_torch_save, load_checkpoint
+from sklearn_leuko._callbacks import (
+    CHECKPOINT_FILENAME,
+    atomic_torch_save,
+    load_checkpoint,
+)
 from sklearn_leuko.datasets import make_cells
 
 PARAMS = dict(
@@ -61,8 +65,13 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 
     ckpt = str(tmp_path / "ckpt")
     # 32 training cells / batch 8 = 4 batches per epoch: die in epoch 3.
-    script = CHILD.format(kill_after=10, data=DATA, ckpt=ckpt, params=PARAMS,
-                          threads=torch.get_num_threads())
+    script = CHILD.format(
+        kill_after=10,
+        data=DATA,
+        ckpt=ckpt,
+        params=PARAMS,
+        threads=torch.get_num_threads(),
+    )
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)])
     assert proc.returncode == -signal.SIGKILL
     saved = load_checkpoint(ckpt)
@@ -92,8 +101,9 @@ def test_resume_refuses_other_configuration(tiny_cells, tmp_path):
     X, y, g = tiny_cells.images, tiny_cells.target, tiny_cells.groups
     params = {**PARAMS, "max_epochs": 1}
     LeukoNetClassifier(checkpoint_dir=str(tmp_path), **params).fit(X, y, groups=g)
-    other = LeukoNetClassifier(checkpoint_dir=str(tmp_path), resume=True,
-                               **{**params, "lr": 0.5})
+    other = LeukoNetClassifier(
+        checkpoint_dir=str(tmp_path), resume=True, **{**params, "lr": 0.5}
+    )
     with pytest.raises(ValueError, match="other parameters or data"):
         other.fit(X, y, groups=g)
 

@@ -22,6 +22,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._classifier import CellLevelSplitWarning
+from .._versioning import VersionedPickleMixin
 from ..utils import check_groups, check_targets
 from ..utils._groups import fit_with_groups
 
@@ -81,7 +82,7 @@ def _as_2d(features):
 
 
 class FeatureFusionClassifier(
-    ClassifierMixin, TransformerMixin, _BaseHeterogeneousEnsemble
+    VersionedPickleMixin, ClassifierMixin, TransformerMixin, _BaseHeterogeneousEnsemble
 ):
     """Fuse the features of several networks into one linear classifier.
 
@@ -361,6 +362,17 @@ class FeatureFusionClassifier(
                         "or use cv='in_sample' to fit it here."
                     ),
                 )
+            for name, est in kept:
+                seen = getattr(est, "classes_", None)
+                unseen = (
+                    sorted(set(self.classes_) - set(seen)) if seen is not None else []
+                )
+                if unseen:
+                    raise ValueError(
+                        f"y has labels {unseen} that the prefit estimators[{name!r}] never "
+                        f"saw (it knows {list(seen)}); fit the base estimators on the same "
+                        "labels, or use cv='in_sample'."
+                    )
             self.estimators_ = [est for _, est in kept]
             features = None
         elif self.cv == "in_sample":
