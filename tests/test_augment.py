@@ -136,8 +136,7 @@ def test_blur_smooths_and_zero_sigma_is_safe(images):
 
 def test_blur_kernel_size_is_odd_and_covers_three_sigma():
     aug = ImageAugmenter(blur_sigma=(0.0, 1.2))
-    kernel = aug.transforms[-1].flags["kernel_size"]
-    assert tuple(kernel) == (9, 9)
+    assert aug.transforms[-1].kernel_size == 9
 
 
 @pytest.mark.parametrize(
@@ -166,3 +165,24 @@ def test_type_errors(images):
         ImageAugmenter()(images.to(torch.uint8))
     with pytest.raises(ValueError, match="mask"):
         ImageAugmenter()(images, torch.ones(3, dtype=torch.bool))
+
+
+def test_shear_is_in_degrees_and_bounded():
+    """A point 20 px above the centre moves by at most about tan(20 deg) * 20 px
+    along x (plus the follow-up y shear): a shear read as radians would fling it
+    out of the image."""
+    x = torch.zeros(16, 1, 65, 65)
+    x[:, :, 11:14, 31:34] = 1.0  # a blob 20 px above the centre (32, 32)
+    torch.manual_seed(0)
+    aug = ImageAugmenter(
+        rotation=0, shear=20, hflip=False, vflip=False, blur_sigma=None
+    )
+    out = aug(x)
+    rows = torch.arange(65.0).view(1, 1, 65, 1)
+    cols = torch.arange(65.0).view(1, 1, 1, 65)
+    mass = out.sum(dim=(1, 2, 3))
+    assert (mass > 8).all()  # the blob stays in the image
+    dy = (out * rows).sum(dim=(1, 2, 3)) / mass - 12
+    dx = (out * cols).sum(dim=(1, 2, 3)) / mass - 32
+    shift = torch.sqrt(dx**2 + dy**2)
+    assert shift.max() < 12 and shift.max() > 1
