@@ -11,7 +11,8 @@ __all__ = ["SDLayer"]
 _ACTIVATIONS = ("tanh", None)
 
 
-def _check_stain_matrix(stain_matrix):
+def check_stain_matrix(stain_matrix):
+    """Validate a 3x3 stain matrix (rows = stain OD vectors); float64 array."""
     if isinstance(stain_matrix, torch.Tensor):
         stain_matrix = stain_matrix.detach().cpu().numpy()
     try:
@@ -97,7 +98,7 @@ class SDLayer(nn.Module):
 
     def __init__(self, stain_matrix, learnable=True, activation="tanh"):
         super().__init__()
-        matrix = _check_stain_matrix(stain_matrix)
+        matrix = check_stain_matrix(stain_matrix)
         if not isinstance(learnable, bool):
             raise TypeError(f"learnable must be True or False, got {learnable!r}.")
         if activation not in _ACTIVATIONS:

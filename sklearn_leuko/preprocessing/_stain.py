@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..nn._functional import rgb_to_od
+from ..nn._sd_layer import check_stain_matrix
 from ..utils import check_rgb_images
 from ._torch import (
     StainDeconvolutionModule,
@@ -52,26 +53,13 @@ STAIN_MATRICES = {
 
 
 def _check_stain_matrix(stain_matrix):
-    try:
-        matrix = np.asarray(stain_matrix, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"stain_matrix must be one of {sorted([*STAIN_MATRICES, 'macenko'])} or a 3x3 "
-            f"array of numbers, got {type(stain_matrix).__name__}."
-        ) from exc
-    if matrix.shape != (3, 3):
+    """A copy of an explicit 3x3 stain matrix, checked by the SD layer's rules."""
+    if isinstance(stain_matrix, str):
         raise ValueError(
-            f"stain_matrix must have shape (3, 3) (one row per stain, one column per R, "
-            f"G, B channel), got shape {matrix.shape}."
+            f"stain_matrix={stain_matrix!r} is unknown; use one of "
+            f"{sorted([*STAIN_MATRICES, 'macenko'])} or a 3x3 array of numbers."
         )
-    if not np.isfinite(matrix).all():
-        raise ValueError("stain_matrix contains NaN or infinite values.")
-    if np.linalg.cond(matrix) > 1e10:
-        raise ValueError(
-            "stain_matrix is singular (its rows are linearly dependent) and cannot be "
-            "inverted; complete a 2-stain matrix with the cross product of its rows."
-        )
-    return matrix.copy()
+    return check_stain_matrix(stain_matrix).copy()
 
 
 _MIN_STAIN_ANGLE = 3.0
