@@ -294,3 +294,14 @@ def test_log_dct_fixed_thresholds():
 def test_log_dct_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         log_dct(torch.ones(1, 3, 4, 4), **kwargs)
+
+
+def test_cached_dct_matrix_made_in_inference_mode_still_supports_autograd():
+    from sklearn_leuko.nn._functional import _cached_dct_matrix
+
+    _cached_dct_matrix.cache_clear()
+    with torch.inference_mode():
+        dct_matrix(19)  # first use, e.g. by a transformer's transform
+    x = torch.rand(2, 19, 19, requires_grad=True)
+    dct2(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -148,6 +148,13 @@ def od_to_stains(od, inverse_stain_matrix):
 
 @functools.lru_cache(maxsize=32)
 def _cached_dct_matrix(n, dtype, device):
+    # A cached tensor made under torch.inference_mode() would be an inference
+    # tensor and break later autograd use; build it as a normal tensor.
+    with torch.inference_mode(False):
+        return _dct_matrix(n, dtype, device)
+
+
+def _dct_matrix(n, dtype, device):
     k = torch.arange(n, dtype=torch.float64).unsqueeze(1)
     i = torch.arange(n, dtype=torch.float64).unsqueeze(0)
     matrix = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
