@@ -212,7 +212,8 @@ class ImageAugmenter(nn.Module):
             drawn = torch.rand(x.shape[0]) < self.p
             drawn = drawn.to(x.device)
             mask = drawn if mask is None else mask & drawn
-        if mask is None:
+        if mask is None or bool(mask.all()):
+            # Everything augmented: skip the gather / clone / scatter copies.
             return self.transforms(x)
         index = mask.nonzero().squeeze(1)
         if index.numel() == 0:
