@@ -531,6 +531,8 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size,
             train_split=None if valid_set is None else predefined_split(valid_set),
             iterator_train__shuffle=True,
+            # A last batch of one sample would break batch norm in training.
+            iterator_train__drop_last=len(train_indices) % self.batch_size == 1,
             iterator_train__collate_fn=collate_batch,
             iterator_train__pin_memory=pin,
             iterator_valid__collate_fn=collate_batch,

@@ -337,3 +337,16 @@ def test_patience_stops_early_without_raising(tiny_cells):
     clf.fit(X, y, groups=g)
     assert len(clf.history_) == 3
     assert clf.best_epoch_ == 1
+
+
+def test_last_training_batch_of_one_sample_does_not_break_batch_norm(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    rows = np.r_[0:9, 50:58]  # 17 cells, both classes: batches of 16 + 1
+    clf = LeukoNetClassifier(
+        preprocessing="od",
+        validation_fraction=None,
+        random_state=0,
+        **{**TINY, "batch_size": 16, "max_epochs": 1},
+    )
+    clf.fit(X[rows], y[rows])
+    assert clf.history_[-1, "train_batch_count"] == 1
