@@ -605,14 +605,7 @@ def _cmd_cv(args, console):
     _check_data_path(args)
     _setup_torch(args)
     from ._protocol import run_protocol, stage_label
-    from .report import (
-        format_table2,
-        plot_cell_spaces,
-        plot_confusion_matrix,
-        plot_fold_metrics,
-        plot_history,
-        save_table2,
-    )
+    from .report import format_table2
 
     X, y, groups, filenames = _load_data(args, console)
     output = Path(args.output)
@@ -660,20 +653,7 @@ def _cmd_cv(args, console):
     elapsed = time.perf_counter() - start
 
     _print_cv_report(result, groups, args.folds, console, format_table2)
-    written = _write_cv_outputs(
-        result,
-        output,
-        X,
-        y,
-        filenames,
-        args,
-        format_table2,
-        save_table2,
-        plot_confusion_matrix,
-        plot_fold_metrics,
-        plot_history,
-        plot_cell_spaces,
-    )
+    written = _write_cv_outputs(result, output, X, y, filenames, args)
     console.out(
         f"Best stage on the validation folds: {result.best_stage}. Finished in "
         f"{elapsed:.0f} s."
@@ -759,21 +739,17 @@ def _print_cv_report(result, groups, n_folds, console, format_table2):
     console.out()
 
 
-def _write_cv_outputs(
-    result,
-    output,
-    X,
-    y,
-    filenames,
-    args,
-    format_table2,
-    save_table2,
-    plot_confusion_matrix,
-    plot_fold_metrics,
-    plot_history,
-    plot_cell_spaces,
-):
+def _write_cv_outputs(result, output, X, y, filenames, args):
     import pandas as pd
+
+    from .report import (
+        format_table2,
+        plot_cell_spaces,
+        plot_confusion_matrix,
+        plot_fold_metrics,
+        plot_history,
+        save_table2,
+    )
 
     output.mkdir(parents=True, exist_ok=True)
     written = []
