@@ -296,19 +296,41 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
             )
 
     # --------------------------------------------------------------- building
-    def _make_preprocessing(self, X, train_rows, rng):
-        from .preprocessing import make_preprocessing, to_torch_module
+    def _fit_preprocessing(self, X, train_rows, rng):
+        from .preprocessing import make_preprocessing
 
         if self.preprocessing is None:
-            return None, None
+            return None
         if isinstance(self.preprocessing, str):
             transformer = make_preprocessing(self.preprocessing)
         else:
             transformer = clone(self.preprocessing)
         n_fit = min(len(train_rows), self.preprocessing_fit_samples)
         rows = np.sort(rng.choice(train_rows, size=n_fit, replace=False))
-        transformer.fit(X[rows])
-        return transformer, to_torch_module(transformer)
+        return transformer.fit(X[rows])
+
+    def _preprocess_module(self, rgb_input):
+        """The torch twin of the fitted ``preprocessing_`` (or RGB scaling)."""
+        from .preprocessing import to_torch_module
+
+        if self.preprocessing_ is not None:
+            return to_torch_module(self.preprocessing_)
+        return _ScaleToUnit() if rgb_input else None
+
+    def _build_module(
+        self, in_channels, preprocess, rgb_input, autocast_dtype, channels_last
+    ):
+        """The full forward path; shared by ``fit`` and the safetensors loader."""
+        from .nn._leukonet import LeukoNetModule
+
+        return LeukoNetModule(
+            network=self._make_network(in_channels),
+            preprocess=preprocess,
+            augmenter=self._make_augmenter(),
+            rgb_input=rgb_input,
+            autocast_dtype=autocast_dtype,
+            channels_last=channels_last,
+        )
 
     def _make_network(self, in_channels):
         from .nn import VGG11, BasicNetwork
@@ -464,9 +486,8 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
 
         train_rows, valid_rows = self._inner_split(y_enc, groups, rng)
-        self.preprocessing_, preprocess = self._make_preprocessing(X, train_rows, rng)
-        if preprocess is None and rgb:
-            preprocess = _ScaleToUnit()
+        self.preprocessing_ = self._fit_preprocessing(X, train_rows, rng)
+        preprocess = self._preprocess_module(rgb)
 
         with torch.no_grad():
             probe = torch.from_numpy(np.array(X[:1]))
@@ -484,15 +505,8 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         )
 
         autocast_dtype, channels_last = self._resolve_speedups(self.device_)
-        from .nn._leukonet import LeukoNetModule
-
-        module = LeukoNetModule(
-            network=self._make_network(in_channels),
-            preprocess=preprocess,
-            augmenter=self._make_augmenter(),
-            rgb_input=rgb,
-            autocast_dtype=autocast_dtype,
-            channels_last=channels_last,
+        module = self._build_module(
+            in_channels, preprocess, rgb, autocast_dtype, channels_last
         )
         best = None
         callbacks = []

@@ -396,10 +396,7 @@ class _Reader:
         from skorch import NeuralNetClassifier
         from skorch.history import History
 
-        from ._classifier import _ScaleToUnit
         from ._datapath import collate_batch
-        from .nn._leukonet import LeukoNetModule
-        from .preprocessing import to_torch_module
 
         path = spec["path"]
         prefix = f"{path}.module."
@@ -407,22 +404,15 @@ class _Reader:
             k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)
         }
         rgb = spec["rgb_input"]
-        if clf.preprocessing_ is not None:
-            preprocess = to_torch_module(clf.preprocessing_)
-        elif rgb:
-            preprocess = _ScaleToUnit()
-        else:
-            preprocess = None
         dtype = spec["autocast_dtype"]
         # Building the layers draws initial weights; keep the caller's RNG untouched.
         with torch.random.fork_rng(devices=[]):
-            module = LeukoNetModule(
-                network=clf._make_network(spec["in_channels"]),
-                preprocess=preprocess,
-                augmenter=clf._make_augmenter(),
-                rgb_input=rgb,
-                autocast_dtype=None if dtype is None else getattr(torch, dtype),
-                channels_last=spec["channels_last"],
+            module = clf._build_module(
+                spec["in_channels"],
+                clf._preprocess_module(rgb),
+                rgb,
+                None if dtype is None else getattr(torch, dtype),
+                spec["channels_last"],
             )
         try:
             module.load_state_dict(state, strict=True)
