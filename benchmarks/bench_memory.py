@@ -30,7 +30,7 @@ import json, resource, sys, time
 import numpy as np
 from skorch.callbacks import Callback
 from sklearn_leuko import make_stage
-from sklearn_leuko._callbacks import StopTraining
+from sklearn_leuko._classifier._callbacks import StopTraining
 
 class StopAfter(Callback):
     def __init__(self, n_batches=3):

@@ -11,8 +11,12 @@ and skorch:
   and the thresholded log-DCT, as transformers with a PyTorch twin;
 - :class:`LeukoNetClassifier`: the Basic Network with bilinear pooling;
 - :class:`FeatureFusionClassifier` and :func:`make_stage`: the paper's stages;
+- :mod:`sklearn_leuko.evaluation`: the paper's protocol (subject-level folds,
+  held-out test subjects);
 - :mod:`sklearn_leuko.metrics` and :mod:`sklearn_leuko.report`: subject-level
-  evaluation and the Table-2 report.
+  metrics, Table 2, figures;
+- :func:`save_model` / :func:`load_model`: model files (``.safetensors``
+  loads without running code).
 """
 
 import importlib
@@ -26,16 +30,22 @@ _LAZY = {
     "CellLevelSplitWarning": "sklearn_leuko._classifier",
     "FeatureFusionClassifier": "sklearn_leuko.ensemble",
     "make_stage": "sklearn_leuko._stages",
-    "STAGES": "sklearn_leuko._stages",
+    "STAGES": "sklearn_leuko._registry",
+    "StageSpec": "sklearn_leuko._registry",
+    "get_stage": "sklearn_leuko._registry",
     "StainDeconvolution": "sklearn_leuko.preprocessing",
     "LogDCT": "sklearn_leuko.preprocessing",
     "ChannelUnion": "sklearn_leuko.preprocessing",
     "save_safetensors": "sklearn_leuko._persistence",
+    "load_model": "sklearn_leuko._persistence",
+    "save_model": "sklearn_leuko._persistence",
+    "JoblibCodeExecutionWarning": "sklearn_leuko._persistence",
     "load_safetensors": "sklearn_leuko._persistence",
     "dask_backend": "sklearn_leuko._distributed",
 }
 _SUBMODULES = {
     "datasets",
+    "evaluation",
     "preprocessing",
     "nn",
     "ensemble",

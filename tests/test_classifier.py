@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from sklearn_leuko import LeukoNetClassifier
 from sklearn_leuko._classifier import CellLevelSplitWarning
+from sklearn_leuko._classifier._datapath import ImageBatchDataset
 
 TINY = dict(widths=(4, 4, 8, 8, 8, 8), max_epochs=2, batch_size=16, verbose=0)
 
@@ -350,3 +351,160 @@ def test_last_training_batch_of_one_sample_does_not_break_batch_norm(tiny_cells)
     )
     clf.fit(X[rows], y[rows])
     assert clf.history_[-1, "train_batch_count"] == 1
+
+
+def test_real_sigint_stops_at_the_next_batch_boundary(tiny_cells):
+    """A SIGINT during training sets a flag; the fit stops after that batch
+    with KeyboardInterrupt (never lost, never raised inside library code)."""
+    import os
+    import signal
+
+    from skorch.callbacks import Callback
+
+    class SendSigint(Callback):
+        batches = 0
+
+        def on_batch_begin(self, net, training=False, **kwargs):
+            if training:
+                type(self).batches += 1
+                if type(self).batches == 2:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(
+        preprocessing="od",
+        callbacks=[SendSigint()],
+        random_state=0,
+        **{**TINY, "batch_size": 8, "max_epochs": 5},
+    )
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y, groups=g)
+    assert SendSigint.batches == 2  # stopped right after the interrupted batch
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_deferred_interrupt_raises_if_not_consumed():
+    import os
+    import signal
+
+    from sklearn_leuko._classifier._interrupt import deferred_interrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)  # only sets the flag
+            reached = True
+    assert reached
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_skorch_style_pass_through_parameters(tiny_cells):
+    import torch
+
+    X, y, g = _data(tiny_cells)
+    weight = torch.tensor([1.0, 3.0])
+    clf = LeukoNetClassifier(
+        preprocessing="od",
+        random_state=0,
+        optimizer__betas=(0.8, 0.9),
+        criterion__weight=weight,
+        iterator_train__num_workers=0,
+        **TINY,
+    )
+    params = clf.get_params()
+    assert params["optimizer__betas"] == (0.8, 0.9)
+    assert params["criterion__weight"] is weight
+    assert "optimizer__betas" in repr(clf)
+    copy = clone(clf)
+    assert copy.get_params()["optimizer__betas"] == (0.8, 0.9)
+    copy.set_params(optimizer__betas=(0.7, 0.95), max_epochs=1)
+    assert copy.optimizer__betas == (0.7, 0.95) and copy.max_epochs == 1
+    clf.fit(X, y, groups=g)
+    assert clf.net_.optimizer_.param_groups[0]["betas"] == (0.8, 0.9)
+    torch.testing.assert_close(clf.net_.criterion_.weight, weight)
+
+
+def test_pass_through_in_a_grid_search(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    pipe = Pipeline(
+        [
+            (
+                "net",
+                LeukoNetClassifier(
+                    preprocessing="od", random_state=0, **{**TINY, "max_epochs": 1}
+                ),
+            )
+        ]
+    )
+    grid = GridSearchCV(
+        pipe,
+        {"net__optimizer__betas": [(0.9, 0.999), (0.5, 0.9)]},
+        cv=GroupKFold(2),
+        error_score="raise",
+    )
+    grid.fit(X, y, groups=g, net__groups=g)
+    assert [p["net__optimizer__betas"] for p in grid.cv_results_["params"]] == [
+        (0.9, 0.999),
+        (0.5, 0.9),
+    ]
+    betas = grid.best_estimator_[-1].net_.optimizer_.param_groups[0]["betas"]
+    assert betas == grid.best_params_["net__optimizer__betas"]
+
+
+def test_fitted_model_holds_no_training_images(tiny_cells):
+    """The pickle holds weights and settings, never the images (issue 14)."""
+    X, y, g = _data(tiny_cells)
+    rng = np.random.default_rng(0)
+    # random pixels: their bytes cannot occur in a pickle by chance
+    X = rng.integers(0, 256, X.shape, dtype=np.uint8)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **TINY)
+    clf.fit(X, y, groups=g)
+    blob = pickle.dumps(clf)
+    for i in range(len(X)):
+        assert X[i, 10, :].tobytes() not in blob
+    assert clf.net_.train_split is None
+    assert len(blob) < X.nbytes  # 60 cells of 32x32 RGB are larger than the net
+
+
+def test_build_module_and_build_net_rebuild_the_fitted_net(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **TINY)
+    clf.fit(X, y, groups=g)
+    module = clf.build_module()
+    assert type(module) is type(clf.net_.module_)
+    assert module.state_dict().keys() == clf.net_.module_.state_dict().keys()
+    module.load_state_dict(clf.net_.module_.state_dict())
+    net = clf.build_net(module)
+    assert type(net) is type(clf.net_)
+    net.initialize()
+    data = ImageBatchDataset(X)
+    np.testing.assert_array_equal(net.predict_proba(data), clf.net_.predict_proba(data))
+    assert clf.module_spec_ == {
+        "in_channels": 3,
+        "rgb_input": True,
+        "autocast_dtype": None,
+        "channels_last": True,
+    }
+
+
+def test_get_feature_names_out_matches_transform(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **TINY)
+    clf.fit(X, y, groups=g)
+    names = clf.get_feature_names_out()
+    assert len(names) == clf.transform(X[:2]).shape[1] == clf.n_features_out_
+    assert names[0] == "leukonetclassifier0"
+
+
+def test_normal_augmentation_augments_hem_cells(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", augment="normal", random_state=0)
+    clf.classes_ = np.array(["all", "hem"])
+    y_enc = (y == "hem").astype(np.int64)
+    rows = np.arange(len(y))
+    indices, mask = clf._training_rows(y_enc, rows, "normal", np.random.RandomState(0))
+    n_all = int((y == "all").sum())
+    assert int((y_enc[indices] == 1).sum()) == n_all  # hem resampled to the all count
+    assert mask[y_enc == 1].all() and not mask[y_enc == 0].any()
+    clf.classes_ = np.array(["a", "b"])
+    with pytest.raises(ValueError, match="augment='normal' augments the normal"):
+        clf._normal_class_index()

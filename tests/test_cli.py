@@ -29,7 +29,12 @@ def run_cli(*args, cwd=None):
 
 def assert_one_line_error(stderr, code, returncode):
     assert returncode == code
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    # Informational notes (e.g. files that are not images) may come first.
+    lines = [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not line.startswith("Note: ")
+    ]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("sklearn-leuko: error: ")
     assert "Traceback" not in stderr
@@ -129,6 +134,10 @@ def test_train_on_cnmc_folder_then_predict_round_trip(tmp_path, image_folder):
     )
     assert proc.returncode == 0, proc.stderr
     assert "1 of 7 images" in proc.stderr  # the 30 px image was cropped to 24 px
+    # nothing is skipped silently: the readme is named, and joblib's risk said
+    assert "1 entry" in proc.stderr and "readme.txt" in proc.stderr
+    assert "joblib file (a pickle)" in proc.stderr
+    assert not list(out.parent.glob("*.tmp")) and not list(out.parent.glob("*.part"))
     with open(out) as handle:
         rows = list(csv.DictReader(handle))
     assert [row["filename"] for row in rows] == names  # natural order, images only
@@ -223,7 +232,7 @@ def test_interrupt_exits_130(monkeypatch, capsys):
     def interrupted(args, console):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(_cli._COMMANDS, "cv", interrupted)
+    monkeypatch.setattr(_cli, "_command", lambda name: interrupted)
     assert main(["cv", "--checkpoint-dir", "ckpt"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "--resume" in err

@@ -383,7 +383,7 @@ def test_unknown_class_in_file_is_refused(stages, tmp_path):
 def test_joblib_file_from_other_version_warns(stages, monkeypatch):
     """LeukoNetClassifier and FeatureFusionClassifier compare versions on load;
     the fusion warns for itself and for its networks."""
-    import sklearn_leuko._versioning as classifier_module
+    import sklearn_leuko._classifier._versioning as classifier_module
 
     buffer = io.BytesIO()
     joblib.dump(stages["3"], buffer)

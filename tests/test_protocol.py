@@ -7,12 +7,8 @@ import pytest
 
 from sklearn_leuko import FeatureFusionClassifier
 from sklearn_leuko._classifier import CellLevelSplitWarning
-from sklearn_leuko._protocol import (
-    fit_stage,
-    run_protocol,
-    split_test_subjects,
-    stage_label,
-)
+from sklearn_leuko.evaluation import fit_stage, run_protocol, split_test_subjects
+from sklearn_leuko.report import format_protocol_report, protocol_tables
 
 TINY = {"widths": (4, 4, 4, 4, 4, 4), "max_epochs": 1}
 
@@ -72,7 +68,7 @@ def test_split_test_subjects_errors(cells, bad, match):
 
 def test_table2_layout(protocol):
     result, _ = protocol
-    table = result.table2
+    table = protocol_tables(result).table2
     assert table.index.tolist() == ["Stage-1", "Stage-3C"]
     assert list(dict.fromkeys(table.columns.get_level_values(0))) == [
         "Val0",
@@ -125,7 +121,7 @@ def test_test_column_uses_best_validation_fold(protocol):
         assert acc[best] == acc.max()
         assert result.test_metrics[label] == result.test_metrics_per_fold[label][best]
         expected = round(100 * result.test_metrics[label]["accuracy"], 2)
-        assert result.table2.loc[label, ("Test", "Acc")] == expected
+        assert protocol_tables(result).table2.loc[label, ("Test", "Acc")] == expected
 
 
 def test_predictions_subjects_and_histories(protocol, cells):
@@ -135,9 +131,10 @@ def test_predictions_subjects_and_histories(protocol, cells):
     test_rows = cells_frame[cells_frame["split"] == "test"]
     assert sorted(test_rows["index"]) == sorted(result.test_index)
     assert np.all((cells_frame["p_all"] >= 0) & (cells_frame["p_all"] <= 1))
-    subjects = result.subjects["Stage-1"]
+    tables = protocol_tables(result)
+    subjects = tables.subjects["Stage-1"]
     assert len(subjects) == 10  # every subject diagnosed once (8 val + 2 test)
-    acc = result.subject_accuracy["Stage-1"]
+    acc = tables.subject_accuracy["Stage-1"]
     assert acc["val"] == subjects.loc[subjects["split"] == "val", "correct"].mean()
     assert len(result.histories["Stage-1"]) == 2
     assert "valid_acc" in result.histories["Stage-1"][0][0]
@@ -156,9 +153,10 @@ def test_no_test_set_gives_no_test_column(cells):
         net_params=TINY,
         progress=False,
     )
-    assert "Test" not in result.table2.columns.get_level_values(0)
+    tables = protocol_tables(result)
+    assert "Test" not in tables.table2.columns.get_level_values(0)
     assert result.test_metrics == {}
-    assert np.isnan(result.subject_accuracy["Stage-1"]["test"])
+    assert np.isnan(tables.subject_accuracy["Stage-1"]["test"])
 
 
 @pytest.mark.parametrize(
@@ -198,6 +196,56 @@ def test_fit_stage_fusion_uses_prefit_networks(cells):
     assert model.predict(cells.images[:3]).shape == (3,)
 
 
-def test_stage_label():
-    assert stage_label("2c") == "Stage-2C"
-    assert stage_label("vgg11") == "VGG-11"
+def test_result_is_raw_and_records_its_settings(protocol):
+    result, _ = protocol
+    assert "table2" not in result  # tables are made by sklearn_leuko.report
+    assert result.settings["epoch_selection"] == "inner"
+    assert result.settings["stages"] == ["1", "3C"]
+    assert result.stage_names == {"Stage-1": "1", "Stage-3C": "3C"}
+    assert len(result.test_subjects) == 2
+
+
+def test_text_report_names_the_test_subjects(protocol):
+    result, _ = protocol
+    text = format_protocol_report(result)
+    assert "Table 2" in text
+    for subject in result.test_subjects:
+        assert subject in text
+    assert "validation_fold" not in text
+
+
+def test_epoch_selection_validation_fold_uses_the_reported_fold(cells):
+    result = run_protocol(
+        cells.images,
+        cells.target,
+        cells.groups,
+        stages=["1"],
+        n_splits=2,
+        test_subjects=2,
+        net_params={**TINY, "max_epochs": 3},
+        epoch_selection="validation_fold",
+        progress=False,
+    )
+    for k in range(len(result.folds)):
+        net = result.estimators["Stage-1"][k][-1]
+        history = net.history_
+        # the kept epoch is the best one on the validation fold itself ...
+        best = int(np.argmax(history[:, "valid_acc"])) + 1
+        assert net.best_epoch_ == best
+        # ... whose accuracy is the one reported for the fold
+        reported = result.cv_results["Stage-1"]["test_accuracy"][k]
+        assert history[best - 1, "valid_acc"] == pytest.approx(reported)
+    assert "optimistic" in format_protocol_report(result)
+
+
+def test_epoch_selection_is_validated(cells):
+    with pytest.raises(ValueError, match="epoch_selection"):
+        run_protocol(
+            cells.images,
+            cells.target,
+            cells.groups,
+            stages=["1"],
+            n_splits=2,
+            epoch_selection="test",
+            progress=False,
+        )

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sklearn_leuko import LeukoNetClassifier
-from sklearn_leuko._callbacks import (
+from sklearn_leuko._classifier._callbacks import (
     CHECKPOINT_FILENAME,
     atomic_torch_save,
     load_checkpoint,

@@ -144,7 +144,9 @@ def test_unknown_parameter_lists_the_valid_ones():
 
 
 def test_fusion_parameters_are_refused_for_single_stages():
-    with pytest.raises(ValueError, match="only for stages '3' and '3C'"):
+    with pytest.raises(
+        ValueError, match="'cv' is a fusion parameter, only for the fusion stages"
+    ):
         make_stage("2C", cv=2)
 
 

@@ -22,7 +22,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._classifier import CellLevelSplitWarning
-from .._versioning import VersionedPickleMixin
+from .._classifier._versioning import VersionedPickleMixin
 from ..utils import check_groups, check_targets
 from ..utils._groups import fit_with_groups
 
@@ -228,7 +228,8 @@ class FeatureFusionClassifier(
         ):
             raise ValueError(
                 "estimators must be a non-empty list of (name, estimator) tuples, e.g. "
-                "[('stage1', make_stage('1')), ('stage2c', make_stage('2C'))]; got "
+                "[('stage1', stage1_pipeline), ('stage2c', stage2c_pipeline)] as built "
+                "by make_stage; got "
                 f"{self.estimators!r:.200}."
             )
         names, estimators = zip(*self.estimators, strict=True)

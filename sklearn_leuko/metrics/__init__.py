@@ -20,6 +20,7 @@ from ._scorers import (
     f1_cancer_score,
     f1_normal_score,
     f1_weighted_score,
+    proba_of_cancer,
 )
 from ._subjects import (
     misclassified_subjects,
@@ -39,6 +40,7 @@ __all__ = [
     "f1_normal_score",
     "f1_weighted_score",
     "misclassified_subjects",
+    "proba_of_cancer",
     "subject_accuracy",
     "subject_level_report",
     "subject_predictions",

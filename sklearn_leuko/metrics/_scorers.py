@@ -19,6 +19,7 @@ __all__ = [
     "f1_cancer_score",
     "f1_normal_score",
     "f1_weighted_score",
+    "proba_of_cancer",
 ]
 
 CANCER_LABEL = "all"
@@ -281,3 +282,39 @@ CNMC_SCORING = {
     "f1_cancer": make_scorer(f1_cancer_score),
     "f1_weighted": make_scorer(f1_weighted_score),
 }
+
+
+def proba_of_cancer(proba, classes):
+    """The probability of ``"all"`` (cancer) from ``predict_proba`` output.
+
+    Parameters
+    ----------
+    proba : array-like of shape (n_samples, n_classes)
+        ``predict_proba`` output.
+    classes : array-like of shape (n_classes,)
+        The column order, ``estimator.classes_``; ``"all"`` or the C-NMC
+        integer code ``1`` must be among them.
+
+    Returns
+    -------
+    p_all : ndarray of float64, shape (n_samples,)
+
+    Examples
+    --------
+    >>> from sklearn_leuko.metrics import proba_of_cancer
+    >>> proba_of_cancer([[0.8, 0.2], [0.1, 0.9]], ["all", "hem"]).tolist()
+    [0.8, 0.1]
+    """
+    labels = as_cnmc_labels(classes, name="classes").tolist()
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[1] != len(labels):
+        raise ValueError(
+            f"proba must have shape (n_samples, {len(labels)}) to match classes "
+            f"{list(classes)}, got shape {proba.shape}."
+        )
+    if CANCER_LABEL not in labels:
+        raise ValueError(
+            f"classes {list(classes)} hold no {CANCER_LABEL!r} (cancer) class; "
+            "P('all') needs a model trained on the C-NMC labels."
+        )
+    return proba[:, labels.index(CANCER_LABEL)]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..utils import check_groups
-from ._scorers import CANCER_LABEL, NORMAL_LABEL, as_cnmc_labels
+from ._scorers import CANCER_LABEL, NORMAL_LABEL, as_cnmc_labels, proba_of_cancer
 
 __all__ = [
     "misclassified_subjects",
@@ -61,13 +61,14 @@ def _cancer_probability(proba, y_true_raw, classes, n_samples):
                     "classes is required when y_true holds one class only: pass the "
                     "column order of proba, e.g. classes=clf.classes_."
                 )
-        classes = as_cnmc_labels(classes, name="classes")
-        if sorted(classes.tolist()) != sorted([CANCER_LABEL, NORMAL_LABEL]):
+        if sorted(as_cnmc_labels(classes, name="classes").tolist()) != sorted(
+            [CANCER_LABEL, NORMAL_LABEL]
+        ):
             raise ValueError(
                 f"classes must name the two columns of proba, 'all' and 'hem' (or 1 "
-                f"and 0), got {classes.tolist()}."
+                f"and 0), got {list(classes)}."
             )
-        p_all = proba[:, classes.tolist().index(CANCER_LABEL)]
+        p_all = proba_of_cancer(proba, classes)
     else:
         raise ValueError(
             f"proba must have shape (n_cells,) with P('all') or (n_cells, 2) as "

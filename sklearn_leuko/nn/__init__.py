@@ -5,6 +5,11 @@
 - :class:`BilinearPool`, :class:`PTELU` and :func:`make_activation`;
 - :class:`SDLayer`, the learnable stain deconvolution;
 - :class:`ImageAugmenter`, batched on-device augmentation with kornia;
+- :class:`LeukoNetModule`, the whole forward path (augmentation,
+  preprocessing, network) that the classifier trains;
+- the torch twins of the preprocessing transformers
+  (:class:`StainDeconvolutionModule`, :class:`LogDCTModule`,
+  :class:`ChannelConcat`);
 - ``functional`` (the module ``_functional``): optical density, stain deconvolution
   and the thresholded log-DCT as torch functions (the library's only
   implementation of that math).
@@ -23,7 +28,9 @@ from ._functional import (
     od_to_stains,
     rgb_to_od,
 )
+from ._leukonet import LeukoNetModule
 from ._networks import VGG11, BasicNetwork
+from ._preprocess import ChannelConcat, LogDCTModule, StainDeconvolutionModule
 from ._sd_layer import SDLayer
 
 __all__ = [
@@ -32,6 +39,10 @@ __all__ = [
     "VGG11",
     "BasicNetwork",
     "BilinearPool",
+    "ChannelConcat",
+    "LeukoNetModule",
+    "LogDCTModule",
+    "StainDeconvolutionModule",
     "ImageAugmenter",
     "SDLayer",
     "dct2",

@@ -14,11 +14,12 @@ density ``(n, C, H, W)``) and emit float32 ``(n, C, H, W)``.
 """
 
 from ._dct import LogDCT
+from ._factory import PREPROCESSING_NAMES, make_preprocessing, to_torch_module
 from ._stain import STAIN_MATRICES, StainDeconvolution
-from ._torch import make_preprocessing, to_torch_module
 from ._union import ChannelUnion
 
 __all__ = [
+    "PREPROCESSING_NAMES",
     "STAIN_MATRICES",
     "ChannelUnion",
     "LogDCT",

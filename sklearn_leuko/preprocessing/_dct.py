@@ -10,13 +10,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..nn._functional import LOG_RULES, dct2, energy_threshold, log_dct
+from ..nn._preprocess import LogDCTModule
 from ..utils import check_channels_first
-from ._torch import (
-    LogDCTModule,
-    _channels_first_chunk_to_tensor,
-    _check_structure,
-    _iter_checked_chunks,
-    _transform_in_chunks,
+from ._chunks import (
+    channels_first_chunk_to_tensor,
+    check_structure,
+    iter_checked_chunks,
+    transform_in_chunks,
 )
 
 __all__ = ["LogDCT"]
@@ -144,7 +144,7 @@ class LogDCT(TransformerMixin, BaseEstimator):
         -------
         self : LogDCT
         """
-        X = _check_structure(X, check_channels_first)
+        X = check_structure(X, check_channels_first)
         n = X.shape[0]
         rows = None
         if self.subsample is not None and n > self.subsample:
@@ -152,10 +152,10 @@ class LogDCT(TransformerMixin, BaseEstimator):
             rows = np.sort(rng.choice(n, size=self.subsample, replace=False))
 
         def chunks():
-            for _, chunk in _iter_checked_chunks(
+            for _, chunk in iter_checked_chunks(
                 X, check_channels_first, self.batch_size, rows=rows
             ):
-                yield _channels_first_chunk_to_tensor(chunk)
+                yield channels_first_chunk_to_tensor(chunk)
 
         thresholds = None
         with torch.inference_mode():
@@ -200,11 +200,11 @@ class LogDCT(TransformerMixin, BaseEstimator):
             ``[0, 0]`` is the DC term.
         """
         check_is_fitted(self)
-        return _transform_in_chunks(
+        return transform_in_chunks(
             self.to_module(),
             X,
             check_channels_first,
-            _channels_first_chunk_to_tensor,
+            channels_first_chunk_to_tensor,
             self.batch_size,
             n_channels=self.n_channels_in_,
         )

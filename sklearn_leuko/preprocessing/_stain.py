@@ -11,14 +11,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..nn._functional import rgb_to_od
+from ..nn._preprocess import StainDeconvolutionModule
 from ..nn._sd_layer import check_stain_matrix
 from ..utils import check_rgb_images
-from ._torch import (
-    StainDeconvolutionModule,
-    _check_structure,
-    _iter_checked_chunks,
-    _rgb_chunk_to_tensor,
-    _transform_in_chunks,
+from ._chunks import (
+    check_structure,
+    iter_checked_chunks,
+    rgb_chunk_to_tensor,
+    transform_in_chunks,
 )
 
 __all__ = ["STAIN_MATRICES", "StainDeconvolution"]
@@ -278,8 +278,8 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
         od_params = self._od_params()
         if not isinstance(self.stain_matrix, str):
             explicit = _check_stain_matrix(self.stain_matrix)
-        X = _check_structure(X, check_rgb_images)
-        for _ in _iter_checked_chunks(X, check_rgb_images, self.batch_size):
+        X = check_structure(X, check_rgb_images)
+        for _ in iter_checked_chunks(X, check_rgb_images, self.batch_size):
             pass
         if isinstance(self.stain_matrix, str) and self.stain_matrix == "macenko":
             rng = check_random_state(self.random_state)
@@ -312,8 +312,8 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
             ``stain_matrix_``.
         """
         check_is_fitted(self)
-        return _transform_in_chunks(
-            self.to_module(), X, check_rgb_images, _rgb_chunk_to_tensor, self.batch_size
+        return transform_in_chunks(
+            self.to_module(), X, check_rgb_images, rgb_chunk_to_tensor, self.batch_size
         )
 
     def to_module(self):

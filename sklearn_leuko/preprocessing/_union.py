@@ -254,7 +254,7 @@ class ChannelUnion(TransformerMixin, _BaseComposition):
         -------
         module : ChannelConcat
         """
-        from ._torch import to_torch_module
+        from ._factory import to_torch_module
 
         return to_torch_module(self)
 

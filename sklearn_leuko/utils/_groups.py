@@ -8,23 +8,16 @@ consumers that request it; with routing off (scikit-learn's default) a
 :class:`~sklearn.pipeline.Pipeline` only forwards ``<step>__groups``.
 """
 
-import inspect
-
 from sklearn import get_config
 from sklearn.pipeline import Pipeline
-from sklearn.utils.metadata_routing import MetadataRouter, get_routing_for_object
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    get_routing_for_object,
+    process_routing,
+)
+from sklearn.utils.validation import has_fit_parameter
 
 __all__ = ["fit_with_groups", "groups_fit_params"]
-
-
-def _fit_accepts_groups(estimator):
-    fit = getattr(estimator, "fit", None)
-    if fit is None:
-        return False
-    try:
-        return "groups" in inspect.signature(fit).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _pipeline_groups_key(pipeline):
@@ -35,27 +28,27 @@ def _pipeline_groups_key(pipeline):
     if isinstance(last, Pipeline):
         inner = _pipeline_groups_key(last)
         return None if inner is None else f"{name}__{inner}"
-    return f"{name}__groups" if _fit_accepts_groups(last) else None
+    return f"{name}__groups" if has_fit_parameter(last, "groups") else None
 
 
-def _routed_wants_groups(estimator):
+def _routed_wants_groups(estimator, groups):
     routing = get_routing_for_object(estimator)
     if routing.consumes(method="fit", params=["groups"]):
         return True
     if isinstance(routing, MetadataRouter):
-        # Some consumer below accepts groups without saying whether it wants
-        # them: passing them lets scikit-learn raise its own error asking
-        # for ``set_fit_request(groups=...)`` instead of dropping them silently.
+        # Nobody requests groups. If some consumer accepts them without
+        # saying whether it wants them, scikit-learn's dry run raises its own
+        # UnsetMetadataPassedError (asking for set_fit_request) instead of
+        # the groups being dropped silently; if nobody accepts them, it
+        # raises TypeError and the estimator is fitted without.
         try:
-            names = routing._get_param_names(
-                method="fit", return_alias=False, ignore_self_request=False
-            )
-        except (AttributeError, TypeError):  # private API moved
+            process_routing(estimator, "fit", groups=groups)
+        except TypeError:
             return False
-        return "groups" in names
+        return False
     # A plain consumer called directly: give groups unless it declined them.
     return (
-        _fit_accepts_groups(estimator)
+        has_fit_parameter(estimator, "groups")
         and routing.fit.requests.get("groups") is not False
     )
 
@@ -79,11 +72,11 @@ def groups_fit_params(estimator, groups):
     if groups is None:
         return {}
     if get_config()["enable_metadata_routing"]:
-        return {"groups": groups} if _routed_wants_groups(estimator) else {}
+        return {"groups": groups} if _routed_wants_groups(estimator, groups) else {}
     if isinstance(estimator, Pipeline):
         key = _pipeline_groups_key(estimator)
         return {} if key is None else {key: groups}
-    return {"groups": groups} if _fit_accepts_groups(estimator) else {}
+    return {"groups": groups} if has_fit_parameter(estimator, "groups") else {}
 
 
 def fit_with_groups(estimator, X, y, groups):
@@ -91,7 +84,10 @@ def fit_with_groups(estimator, X, y, groups):
 
     - Metadata routing enabled: ``estimator.fit(X, y, groups=groups)`` when
       the estimator (or, for a router such as a Pipeline, one of its steps)
-      requests ``groups``; routers route them.
+      requests ``groups`` (scikit-learn's public ``consumes`` of the
+      estimator's routing); routers route them. An estimator that accepts
+      ``groups`` without requesting them gets none (our estimators request
+      them by default).
     - Routing disabled: a Pipeline gets ``<last step>__groups`` when its last
       step's ``fit`` accepts ``groups`` (recursively for nested pipelines);
       an estimator whose ``fit`` has a ``groups`` parameter gets ``groups=``.

@@ -2,61 +2,64 @@
 
 import hashlib
 import json
-import numbers
 import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    _fit_context,
+    clone,
+)
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNetClassifier
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
-from . import __version__
+from .. import __version__
+from ..metrics import CANCER_LABEL, NORMAL_LABEL
+from ..utils import check_groups, check_net_input, check_targets, resolve_device
 from ._callbacks import (
     RestoreBestWeights,
     ResumableCheckpoint,
-    StopTraining,
     load_checkpoint,
 )
 from ._datapath import ImageBatchDataset, collate_batch
+from ._interrupt import StopOnInterrupt, deferred_interrupt
+from ._net import OPTIMIZERS, ScaleToUnit, SkorchNet
+from ._params import (
+    AUGMENT_MODES,
+    PARAMETER_CONSTRAINTS,
+    check_pass_through,
+    is_pass_through_param,
+)
 from ._versioning import VersionedPickleMixin
-from .utils import check_groups, check_net_input, check_targets, resolve_device
 
-__all__ = ["LeukoNetClassifier", "CellLevelSplitWarning"]
-
-_AUGMENT_MODES = {
-    False: "off",
-    "off": "off",
-    None: "off",
-    True: "all",
-    "all": "all",
-    "minority": "minority",
-}
-_ARCHITECTURES = ("basic", "vgg11")
-_OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-}
+__all__ = ["CellLevelSplitWarning", "LeukoNetClassifier"]
 
 
 class CellLevelSplitWarning(UserWarning):
     """The inner validation split could not use subject IDs."""
 
 
-class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
+class LeukoNetClassifier(
+    VersionedPickleMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    ClassifierMixin,
+    BaseEstimator,
+):
     """LeukoNet's Basic Network (or the VGG-11 baseline) as a classifier.
 
     The network of the paper (Mourya et al. 2018, section 4): one strided
     convolution, five convolution + batch-norm + activation + max-pool
     blocks, bilinear pooling and one linear layer. Training is done by a
-    skorch :class:`~skorch.NeuralNetClassifier` built in :meth:`fit` and kept
-    as ``net_`` (its ``history`` holds the epoch table).
+    skorch :class:`~skorch.NeuralNetClassifier` built in :meth:`fit` (by
+    :meth:`build_net`) and kept as ``net_`` (its ``history`` holds the epoch
+    table).
 
     Two input forms are accepted:
 
@@ -91,11 +94,12 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
     bilinear_channels : int or None, default=None
         Reduce the last feature map to this many channels (1x1 conv) before
         bilinear pooling, so the feature size is ``bilinear_channels ** 2``.
-    augment : {"off", "all", "minority"} or bool, default="off"
+    augment : {"off", "all", "normal", "minority"} or bool, default="off"
         ``"all"`` (or ``True``): augment every training sample, freshly at
-        random every epoch. ``"minority"``: the paper's "Normal aug": only
-        the minority class is augmented, and it is resampled (with
-        replacement) to the majority's count.
+        random every epoch. ``"normal"``: the paper's "Normal aug": the
+        normal (``"hem"``) cells are augmented and resampled (with
+        replacement) to the count of the ``"all"`` cells. ``"minority"``:
+        the same for whichever class is smaller in the training data.
     rotation : float, default=180.0
         Rotation range in degrees, ``[-rotation, rotation]``.
     flip : bool, default=True
@@ -105,7 +109,10 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
     blur_sigma : tuple of float, default=(0.0, 0.75)
         Range of the Gaussian blur sigma.
     max_epochs : int, default=30
+        Not given in the paper (nor are ``batch_size``, ``lr`` and the
+        optimizer); our defaults, see ``docs/paper-fidelity.md``.
     batch_size : int, default=32
+        At least 2 (batch normalisation needs two cells per batch).
     lr : float, default=1e-3
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
     weight_decay : float, default=0.0
@@ -149,6 +156,16 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         Seeds weight initialisation, the inner split, shuffling,
         resampling and augmentation. The same integer gives the same
         predictions on CPU.
+    **kwargs
+        skorch-style prefixed arguments, handed to the skorch net as they
+        are: ``optimizer__betas=(0.9, 0.99)``, ``criterion__weight=...``
+        (a float tensor of one weight per class, in the order of
+        ``classes_``), ``iterator_train__num_workers=2``,
+        ``callbacks__<name>__<param>``. They are parameters like the named
+        ones (``get_params``, ``set_params``, ``GridSearchCV``). Arguments
+        that a named parameter or the data path already sets
+        (``optimizer__lr``, ``iterator_train__batch_size``, ...) are refused
+        with the parameter to use instead.
 
     Attributes
     ----------
@@ -156,8 +173,13 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         Class labels, e.g. ``array(['all', 'hem'])``.
     net_ : skorch.NeuralNetClassifier
         The trained skorch net; ``net_.history`` is the training history.
+        It holds no reference to the training data.
     preprocessing_ : transformer or None
         The fitted preprocessing transformer.
+    module_spec_ : dict
+        What :meth:`build_module` needs besides the parameters: input
+        channels of the network, input kind, autocast dtype and memory
+        format.
     input_shape_ : tuple
         Shape of one training sample, e.g. ``(350, 350, 3)``.
     input_kind_ : {"rgb", "channels_first"}
@@ -176,11 +198,16 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
     >>> data = make_cells(n_subjects=8, cells_per_subject=6, image_size=32,
     ...                   random_state=0)
     >>> clf = LeukoNetClassifier(preprocessing="od", widths=(4, 4, 4, 4, 4, 4),
-    ...                          max_epochs=2, verbose=0, random_state=0)
+    ...                          max_epochs=2, verbose=0, random_state=0,
+    ...                          optimizer__betas=(0.9, 0.99))
     >>> clf.fit(data.images, data.target, groups=data.groups).predict(
     ...     data.images[:3]).shape
     (3,)
+    >>> clf.get_params()["optimizer__betas"]
+    (0.9, 0.99)
     """
+
+    _parameter_constraints: dict = dict(PARAMETER_CONSTRAINTS)
 
     # Subject IDs are requested by default under metadata routing, so
     # ``cross_validate(..., params={"groups": g})`` reaches the inner split.
@@ -217,6 +244,7 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         progress_bar=False,
         callbacks=None,
         random_state=None,
+        **kwargs,
     ):
         self.preprocessing = preprocessing
         self.architecture = architecture
@@ -246,58 +274,86 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         self.progress_bar = progress_bar
         self.callbacks = callbacks
         self.random_state = random_state
+        # skorch-style pass-through; validated in fit, as skorch does.
+        for key, value in kwargs.items():
+            setattr(self, key, value)
 
-    # ------------------------------------------------------------------ checks
+    # ------------------------------------------------------------ parameters
+    def _extra_param_names(self):
+        """Names given as ``**kwargs`` (public attributes that are not fitted)."""
+        named = set(self._get_param_names())
+        return sorted(
+            key
+            for key in vars(self)
+            if key not in named and not key.startswith("_") and not key.endswith("_")
+        )
+
+    def get_params(self, deep=True):
+        """Get the parameters, the skorch-style prefixed ones included.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of contained estimators (a
+            ``preprocessing`` transformer).
+
+        Returns
+        -------
+        params : dict
+        """
+        params = super().get_params(deep=deep)
+        for key in self._extra_param_names():
+            params[key] = getattr(self, key)
+        return params
+
+    def set_params(self, **params):
+        """Set parameters, skorch-style prefixed ones (``optimizer__betas``) included.
+
+        Parameters
+        ----------
+        **params : dict
+
+        Returns
+        -------
+        self : LeukoNetClassifier
+        """
+        named = {}
+        for key, value in params.items():
+            if is_pass_through_param(key):
+                setattr(self, key, value)
+            else:
+                named[key] = value
+        if named:
+            super().set_params(**named)
+        return self
+
+    def _pass_through(self):
+        return {key: getattr(self, key) for key in self._extra_param_names()}
+
     def _check_params(self):
-        if self.architecture not in _ARCHITECTURES:
+        """Checks that ``_parameter_constraints`` cannot express."""
+        check_pass_through(self._pass_through(), self._get_param_names())
+        if self.batch_size == 1:
             raise ValueError(
-                f"architecture={self.architecture!r} is not supported; use one of "
-                f"{list(_ARCHITECTURES)}."
+                "batch_size=1: batch normalisation needs at least 2 cells per "
+                "training batch; use batch_size >= 2 (the default is 32)."
             )
-        if self.augment not in _AUGMENT_MODES:
-            raise ValueError(
-                f"augment={self.augment!r} is not supported; use 'off', 'all' (or "
-                "True) or 'minority' (the paper's 'Normal aug')."
-            )
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(
-                f"optimizer={self.optimizer!r} is not supported; use one of "
-                f"{list(_OPTIMIZERS)}."
-            )
-        for name in ("max_epochs", "batch_size", "preprocessing_fit_samples"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Integral)
-                or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if self.patience is not None and (
-            not isinstance(self.patience, numbers.Integral) or self.patience < 1
-        ):
-            raise ValueError(
-                f"patience must be None or a positive integer, got {self.patience!r}."
-            )
-        if not isinstance(self.lr, numbers.Real) or self.lr <= 0:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
-        vf = self.validation_fraction
-        if vf is not None and not (isinstance(vf, numbers.Real) and 0 <= vf < 1):
-            raise ValueError(
-                f"validation_fraction must be None or a number in [0, 1), got {vf!r}."
-            )
-        for name in ("mixed_precision", "channels_last"):
-            if getattr(self, name) not in ("auto", True, False):
-                raise ValueError(
-                    f"{name} must be 'auto', True or False, got {getattr(self, name)!r}."
-                )
         if self.resume and self.checkpoint_dir is None:
             raise ValueError(
                 "resume=True needs checkpoint_dir: the folder of the interrupted fit."
             )
+        sigma = np.asarray(self.blur_sigma, dtype=object)
+        if sigma.shape != (2,) or not all(
+            isinstance(s, (int, float, np.number)) and 0 <= s < np.inf for s in sigma
+        ):
+            raise ValueError(
+                f"blur_sigma must be a (low, high) pair of numbers >= 0, got "
+                f"{self.blur_sigma!r}."
+            )
 
     # --------------------------------------------------------------- building
     def _fit_preprocessing(self, X, train_rows, rng):
-        from .preprocessing import make_preprocessing
+        from ..preprocessing import make_preprocessing
 
         if self.preprocessing is None:
             return None
@@ -311,29 +367,14 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
 
     def _preprocess_module(self, rgb_input):
         """The torch twin of the fitted ``preprocessing_`` (or RGB scaling)."""
-        from .preprocessing import to_torch_module
+        from ..preprocessing import to_torch_module
 
         if self.preprocessing_ is not None:
             return to_torch_module(self.preprocessing_)
-        return _ScaleToUnit() if rgb_input else None
-
-    def _build_module(
-        self, in_channels, preprocess, rgb_input, autocast_dtype, channels_last
-    ):
-        """The full forward path; shared by ``fit`` and the safetensors loader."""
-        from .nn._leukonet import LeukoNetModule
-
-        return LeukoNetModule(
-            network=self._make_network(in_channels),
-            preprocess=preprocess,
-            augmenter=self._make_augmenter(),
-            rgb_input=rgb_input,
-            autocast_dtype=autocast_dtype,
-            channels_last=channels_last,
-        )
+        return ScaleToUnit() if rgb_input else None
 
     def _make_network(self, in_channels):
-        from .nn import VGG11, BasicNetwork
+        from ..nn import VGG11, BasicNetwork
 
         kwargs = {
             "in_channels": in_channels,
@@ -347,9 +388,9 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         return VGG11(**kwargs)
 
     def _make_augmenter(self):
-        from .nn import ImageAugmenter
+        from ..nn import ImageAugmenter
 
-        if _AUGMENT_MODES[self.augment] == "off":
+        if AUGMENT_MODES[self.augment] == "off":
             return None
         return ImageAugmenter(
             rotation=self.rotation,
@@ -357,6 +398,94 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
             vflip=self.flip,
             shear=self.shear,
             blur_sigma=self.blur_sigma,
+        )
+
+    def build_module(self):
+        """Build the torch module of this classifier, with fresh weights.
+
+        The module (:class:`~sklearn_leuko.nn.LeukoNetModule`: augmentation,
+        preprocessing and network) is determined by the parameters and the
+        fitted ``classes_``, ``preprocessing_`` and ``module_spec_``.
+        :meth:`fit` builds the module it trains here, and
+        :func:`~sklearn_leuko.load_safetensors` rebuilds it here before
+        loading the stored weights.
+
+        Returns
+        -------
+        module : sklearn_leuko.nn.LeukoNetModule
+        """
+        from ..nn import LeukoNetModule
+
+        check_is_fitted(self, ("classes_", "module_spec_"))
+        spec = self.module_spec_
+        dtype = spec["autocast_dtype"]
+        return LeukoNetModule(
+            network=self._make_network(spec["in_channels"]),
+            preprocess=self._preprocess_module(spec["rgb_input"]),
+            augmenter=self._make_augmenter(),
+            rgb_input=spec["rgb_input"],
+            autocast_dtype=None if dtype is None else getattr(torch, dtype),
+            channels_last=spec["channels_last"],
+        )
+
+    def build_net(self, module=None, *, device=None):
+        """Build the skorch net that :meth:`fit` trains and that predicts.
+
+        The net carries no training data and no training-only callbacks;
+        :meth:`fit` adds its validation split and callbacks before training,
+        and removes the validation split afterwards. The safetensors loader
+        builds the net of a loaded model here too, so a loaded model
+        predicts through the same net as a fitted one.
+
+        Parameters
+        ----------
+        module : torch.nn.Module, default=None
+            The module to wrap; ``None`` builds one with :meth:`build_module`.
+        device : str, default=None
+            ``None``: the fitted ``device_``.
+
+        Returns
+        -------
+        net : skorch.NeuralNetClassifier
+            Not initialised.
+        """
+        if module is None:
+            module = self.build_module()
+        return self._build_net(module, device)
+
+    def _build_net(self, module, device=None, **training):
+        device = self.device_ if device is None else resolve_device(device)
+        pin = device.startswith("cuda")
+        settings = {
+            "optimizer__weight_decay": self.weight_decay,
+            "iterator_train__shuffle": True,
+            "iterator_train__collate_fn": collate_batch,
+            "iterator_train__pin_memory": pin,
+            "iterator_valid__collate_fn": collate_batch,
+            "iterator_valid__pin_memory": pin,
+        }
+        if self.optimizer == "sgd":
+            settings["optimizer__momentum"] = self.momentum
+        if not self.verbose:
+            settings["callbacks__print_log"] = None
+        for key, value in self._pass_through().items():
+            # Callbacks act only in training; a prediction net has none of the
+            # user's callbacks to configure.
+            if training or not key.startswith("callbacks__"):
+                settings[key] = value
+        settings.update(training)
+        settings.setdefault("train_split", None)
+        return SkorchNet(
+            module,
+            criterion=torch.nn.CrossEntropyLoss,
+            optimizer=OPTIMIZERS[self.optimizer],
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            classes=list(range(len(self.classes_))),
+            device=device,
+            verbose=self.verbose,
+            **settings,
         )
 
     def _inner_split(self, y_enc, groups, rng):
@@ -374,7 +503,7 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
                 "Pipeline: fit(X, y, net__groups=subject_ids); see the README for "
                 "cross_validate and GridSearchCV).",
                 CellLevelSplitWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             splitter = StratifiedShuffleSplit(
                 n_splits=1, test_size=vf, random_state=seed
@@ -406,7 +535,7 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         if cl == "auto":
             # Faster on CUDA and, with oneDNN convolutions, on the CPU too.
             cl = True
-        return (torch.bfloat16 if amp else None), bool(cl)
+        return ("bfloat16" if amp else None), bool(cl)
 
     def _fingerprint(self, X, y_enc, groups):
         params = {
@@ -428,7 +557,11 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         }
 
     # -------------------------------------------------------------------- fit
-    def fit(self, X, y, groups=None):
+    @_fit_context(
+        # a preprocessing transformer is validated by its own fit
+        prefer_skip_nested_validation=False
+    )
+    def fit(self, X, y, groups=None, *, validation_data=None):
         """Train the network.
 
         Parameters
@@ -440,6 +573,15 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         groups : array-like of shape (n_samples,), default=None
             Subject IDs. The inner validation split keeps each subject on one
             side. Strongly recommended.
+        validation_data : tuple (X_val, y_val) or None, default=None
+            Cells that choose the best epoch instead of an inner split of
+            ``X`` (then every cell of ``X`` is trained on and
+            ``validation_fraction`` is ignored). The paper chose the epoch
+            on the validation fold it reports, which
+            :func:`~sklearn_leuko.evaluation.run_protocol` reproduces with
+            ``epoch_selection="validation_fold"``; scores on those cells are
+            then optimistic. Not requested under metadata routing unless
+            ``set_fit_request(validation_data=True)``.
 
         Returns
         -------
@@ -449,10 +591,36 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         # Training seeds torch's global generator; fork it so the caller's
         # random stream is left as it was.
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices):
-            return self._fit(X, y, groups)
+        with torch.random.fork_rng(devices=devices), deferred_interrupt():
+            return self._fit(X, y, groups, validation_data)
 
-    def _fit(self, X, y, groups):
+    def _check_validation_data(self, validation_data, kind, sample_shape):
+        if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
+            raise TypeError(
+                "validation_data must be a tuple (X_val, y_val) of images and their "
+                f"labels, got {type(validation_data).__name__}."
+            )
+        X_val, y_val = validation_data
+        X_val, kind_val = check_net_input(X_val, name="validation_data[0]")
+        if kind_val != kind or tuple(X_val.shape[1:]) != sample_shape:
+            raise ValueError(
+                f"validation_data[0] has samples of shape {tuple(X_val.shape[1:])} "
+                f"({kind_val}), but X has {sample_shape} ({kind}); pass validation "
+                "cells prepared like the training cells."
+            )
+        y_val = check_targets(
+            y_val, len(X_val), name="validation_data[1]", min_classes=1
+        )
+        unseen = sorted(set(np.unique(y_val)) - set(self.classes_))
+        if unseen:
+            raise ValueError(
+                f"validation_data[1] has labels {unseen} that y does not have "
+                f"({list(self.classes_)})."
+            )
+        y_val_enc = self._label_encoder.transform(y_val).astype(np.int64)
+        return ImageBatchDataset(X_val, y_val_enc)
+
+    def _fit(self, X, y, groups, validation_data=None):
         X, kind = check_net_input(X)
         y = check_targets(y, len(X))
         groups = check_groups(groups, len(X))
@@ -464,7 +632,7 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
                 "the raw images, or drop preprocessing when the Pipeline already "
                 "preprocesses."
             )
-        augment_mode = _AUGMENT_MODES[self.augment]
+        augment_mode = AUGMENT_MODES[self.augment]
         if not rgb and augment_mode != "off":
             raise ValueError(
                 "augmentation acts on images, before optical density or DCT: with "
@@ -485,31 +653,42 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         self.input_kind_ = kind
         self.device_ = resolve_device(self.device)
 
-        train_rows, valid_rows = self._inner_split(y_enc, groups, rng)
+        if validation_data is None:
+            train_rows, valid_rows = self._inner_split(y_enc, groups, rng)
+        else:
+            train_rows, valid_rows = np.arange(len(y_enc)), None
         self.preprocessing_ = self._fit_preprocessing(X, train_rows, rng)
         preprocess = self._preprocess_module(rgb)
-
         with torch.no_grad():
             probe = torch.from_numpy(np.array(X[:1]))
             probe = probe.permute(0, 3, 1, 2).float() if rgb else probe.float()
             in_channels = (
                 preprocess(probe).shape[1] if preprocess is not None else probe.shape[1]
             )
+        autocast_dtype, channels_last = self._resolve_speedups(self.device_)
+        self.module_spec_ = {
+            "in_channels": int(in_channels),
+            "rgb_input": rgb,
+            "autocast_dtype": autocast_dtype,
+            "channels_last": channels_last,
+        }
 
         train_indices, augment_mask = self._training_rows(
             y_enc, train_rows, augment_mode, rng
         )
         train_set = ImageBatchDataset(X, y_enc, train_indices, augment_mask)
-        valid_set = (
-            None if valid_rows is None else ImageBatchDataset(X, y_enc, valid_rows)
-        )
+        if validation_data is not None:
+            valid_set = self._check_validation_data(
+                validation_data, kind, self.input_shape_
+            )
+        elif valid_rows is not None:
+            valid_set = ImageBatchDataset(X, y_enc, valid_rows)
+        else:
+            valid_set = None
 
-        autocast_dtype, channels_last = self._resolve_speedups(self.device_)
-        module = self._build_module(
-            in_channels, preprocess, rgb, autocast_dtype, channels_last
-        )
+        module = self.build_module()
         best = None
-        callbacks = []
+        callbacks = [("stop_on_interrupt", StopOnInterrupt())]
         if valid_set is not None:
             best = RestoreBestWeights(patience=self.patience)
             callbacks.append(("restore_best", best))
@@ -526,49 +705,30 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         for i, cb in enumerate(self.callbacks or []):
             name, cb = cb if isinstance(cb, tuple) else (f"user_{i}", cb)
             callbacks.append((name, clone(cb)))
-
-        disabled_callbacks = {}
-        if valid_set is None:
-            disabled_callbacks["callbacks__valid_acc"] = None
-        if not self.verbose:
-            disabled_callbacks["callbacks__print_log"] = None
-        optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
-        if self.optimizer == "sgd":
-            optimizer_kwargs["optimizer__momentum"] = self.momentum
-        pin = self.device_.startswith("cuda")
-        net = _SkorchNet(
-            module,
-            criterion=torch.nn.CrossEntropyLoss,
-            optimizer=_OPTIMIZERS[self.optimizer],
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=None if valid_set is None else predefined_split(valid_set),
-            iterator_train__shuffle=True,
+        training = {
+            "callbacks": callbacks,
             # A last batch of one sample would break batch norm in training.
-            iterator_train__drop_last=len(train_indices) % self.batch_size == 1,
-            iterator_train__collate_fn=collate_batch,
-            iterator_train__pin_memory=pin,
-            iterator_valid__collate_fn=collate_batch,
-            iterator_valid__pin_memory=pin,
-            callbacks=callbacks,
-            classes=list(range(len(self.classes_))),
-            device=self.device_,
-            verbose=self.verbose,
-            **optimizer_kwargs,
-            **disabled_callbacks,
-        )
-
-        start_epoch = self._maybe_resume(net, best, X, y_enc, groups)
-        remaining = self.max_epochs - start_epoch
-        if start_epoch == 0:
-            net.fit(train_set, None)
-        elif remaining > 0:
-            net.partial_fit(train_set, None, epochs=remaining)
+            "iterator_train__drop_last": len(train_indices) % self.batch_size == 1,
+        }
+        if valid_set is None:
+            training["callbacks__valid_acc"] = None
         else:
-            # Everything was done before the interruption: only restore the best.
-            if best is not None:
+            training["train_split"] = predefined_split(valid_set)
+        net = self._build_net(module, **training)
+
+        try:
+            start_epoch = self._maybe_resume(net, best, X, y_enc, groups)
+            remaining = self.max_epochs - start_epoch
+            if start_epoch == 0:
+                net.fit(train_set, None)
+            elif remaining > 0:
+                net.partial_fit(train_set, None, epochs=remaining)
+            elif best is not None:
+                # Everything was done before the interruption: only restore the best.
                 best.on_train_end(net)
+        finally:
+            # The fitted net must not hold (and pickle) the training images.
+            net.train_split = None
         if net.interrupted_:
             # skorch swallows Ctrl-C and returns as if training had ended; pass
             # it on so a cut-short model is never taken for a trained one.
@@ -587,17 +747,32 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         indices = train_rows
         if augment_mode == "all":
             augment_mask = np.ones(len(y_enc), dtype=bool)
-        elif augment_mode == "minority":
+        elif augment_mode in ("minority", "normal"):
             counts = np.bincount(y_enc[train_rows], minlength=len(self.classes_))
-            minority = int(np.argmin(counts))
-            majority_count = int(counts.max())
-            minority_rows = train_rows[y_enc[train_rows] == minority]
+            if augment_mode == "minority":
+                augmented = int(np.argmin(counts))
+            else:
+                augmented = self._normal_class_index()
+            target_count = int(counts.max())
+            augmented_rows = train_rows[y_enc[train_rows] == augmented]
             extra = rng.choice(
-                minority_rows, size=majority_count - len(minority_rows), replace=True
+                augmented_rows,
+                size=max(0, target_count - len(augmented_rows)),
+                replace=True,
             )
             indices = np.concatenate([train_rows, extra])
-            augment_mask = y_enc == minority
+            augment_mask = y_enc == augmented
         return indices, augment_mask
+
+    def _normal_class_index(self):
+        classes = [str(c) for c in self.classes_]
+        if sorted(classes) != sorted([CANCER_LABEL, NORMAL_LABEL]):
+            raise ValueError(
+                f"augment='normal' augments the normal ({NORMAL_LABEL!r}) cells, but "
+                f"the labels are {classes}; use the C-NMC labels "
+                f"{CANCER_LABEL!r}/{NORMAL_LABEL!r}, or augment='minority'."
+            )
+        return classes.index(NORMAL_LABEL)
 
     def _maybe_resume(self, net, best, X, y_enc, groups):
         if not self.resume:
@@ -639,24 +814,49 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
             )
         return X
 
-    def _iterate(self, X):
-        dataset = ImageBatchDataset(X)
-        return self.net_.get_iterator(dataset, training=False)
-
     def predict_proba(self, X):
-        """Class probabilities, shape ``(n_samples, n_classes)``, columns in
-        the order of ``classes_``."""
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, H, W, 3) or (n_samples, C, H, W)
+            Input of the same kind and sample shape as in :meth:`fit`.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
         X = self._check_predict_input(X)
         return self.net_.predict_proba(ImageBatchDataset(X)).astype(np.float64)
 
     def predict(self, X):
-        """Predicted labels (from ``classes_``)."""
+        """Predicted labels.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, H, W, 3) or (n_samples, C, H, W)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
     def decision_function(self, X):
-        """Logit difference ``logit[classes_[1]] - logit[classes_[0]]`` (binary)
-        or the logits (multi-class)."""
+        """Logit difference (binary) or the logits (multi-class).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, H, W, 3) or (n_samples, C, H, W)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes ``logit[classes_[1]] - logit[classes_[0]]``.
+        """
         X = self._check_predict_input(X)
         logits = self.net_.forward(ImageBatchDataset(X), training=False).numpy()
         if logits.shape[1] == 2:
@@ -666,6 +866,10 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
     def transform(self, X):
         """Penultimate features (bilinear-pooled for the Basic Network).
 
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, H, W, 3) or (n_samples, C, H, W)
+
         Returns
         -------
         features : ndarray of float32, shape (n_samples, n_features_out_)
@@ -673,12 +877,18 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         X = self._check_predict_input(X)
         module = self.net_.module_
         module.eval()
+        dataset = ImageBatchDataset(X)
         out = []
         with torch.no_grad():
-            for batch, _ in self._iterate(X):
+            for batch, _ in self.net_.get_iterator(dataset, training=False):
                 batch = {k: v.to(self.net_.device) for k, v in batch.items()}
                 out.append(module.features(batch["X"]).cpu())
         return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+    @property
+    def _n_features_out(self):
+        # Used by ClassNamePrefixFeaturesOutMixin.get_feature_names_out.
+        return self.n_features_out_
 
     @property
     def history_(self):
@@ -692,25 +902,3 @@ class LeukoNetClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         tags.input_tags.three_d_array = False
         tags.non_deterministic = False
         return tags
-
-
-class _SkorchNet(NeuralNetClassifier):
-    """skorch's classifier, remembering whether training was interrupted."""
-
-    interrupted_ = False
-
-    def fit_loop(self, *args, **kwargs):
-        try:
-            return super().fit_loop(*args, **kwargs)
-        except StopTraining:
-            return self
-        except KeyboardInterrupt:
-            self.interrupted_ = True
-            raise
-
-
-class _ScaleToUnit(torch.nn.Module):
-    """RGB in [0, 255] -> [0, 1], used when no preprocessing is set."""
-
-    def forward(self, x):
-        return x / 255.0

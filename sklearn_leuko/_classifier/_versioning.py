@@ -2,7 +2,7 @@
 
 import warnings
 
-from . import __version__
+from .. import __version__
 
 _KEY = "_sklearn_leuko_version"
 

@@ -25,20 +25,20 @@ is ever instantiated.
 
 import json
 import os
-import tempfile
 import warnings
 
 import numpy as np
 import torch
 
-from . import __version__
+from .. import __version__
+from ..utils._files import atomic_write
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load_safetensors", "save_safetensors"]
 
 #: Value of the ``"format"`` metadata entry of the files written here.
 FORMAT = "sklearn-leuko"
 #: Layout version of the ``"config"`` tree; bumped on incompatible changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # The LeukoNetClassifier attributes that are not plain fitted values: the
 # skorch net is stored as the state dict of its module plus a small spec.
@@ -56,9 +56,9 @@ def _registry():
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import LabelEncoder, StandardScaler
 
-    from ._classifier import LeukoNetClassifier
-    from .ensemble import FeatureFusionClassifier
-    from .preprocessing import ChannelUnion, LogDCT, StainDeconvolution
+    from .._classifier import LeukoNetClassifier
+    from ..ensemble import FeatureFusionClassifier
+    from ..preprocessing import ChannelUnion, LogDCT, StainDeconvolution
 
     return {
         "sklearn_leuko.LeukoNetClassifier": LeukoNetClassifier,
@@ -116,6 +116,9 @@ class _Writer:
             return self.array(value, path)
         if isinstance(value, torch.dtype):
             return {"__torch_dtype__": str(value).removeprefix("torch.")}
+        if isinstance(value, torch.Tensor):
+            self.tensors[path] = value.detach().cpu().contiguous().clone()
+            return {"__torch_tensor__": path}
         if isinstance(value, os.PathLike):
             return os.fspath(value)
         if isinstance(value, tuple):
@@ -197,21 +200,14 @@ class _Writer:
         return node
 
     def net(self, net, path):
-        module = net.module_
-        for key, tensor in module.state_dict().items():
+        # The module is rebuilt by LeukoNetClassifier.build_module from the
+        # parameters and the fitted state (module_spec_); only its tensors and
+        # the training history are stored here.
+        for key, tensor in net.module_.state_dict().items():
             self.tensors[f"{path}.module.{key}"] = (
                 tensor.detach().cpu().contiguous().clone()
             )
-        dtype = module.autocast_dtype
-        return {
-            "in_channels": int(module.network.in_channels),
-            "rgb_input": bool(module.rgb_input),
-            "autocast_dtype": None
-            if dtype is None
-            else str(dtype).removeprefix("torch."),
-            "channels_last": bool(module.channels_last),
-            "history": _json_safe_history(net.history),
-        }
+        return {"history": _json_safe_history(net.history)}
 
 
 def _json_safe_history(history):
@@ -303,17 +299,8 @@ def save_safetensors(estimator, path):
     }
     for note in writer.notes:
         warnings.warn(note, UserWarning, stacklevel=2)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_write(path, mode=None) as tmp:
         save_file(writer.tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- reading
@@ -342,6 +329,11 @@ class _Reader:
             if key not in self.tensors:
                 raise self.corrupt(f"the tensor {key!r} is missing")
             return self.tensors[key].numpy()
+        if "__torch_tensor__" in node:
+            key = node["__torch_tensor__"]
+            if key not in self.tensors:
+                raise self.corrupt(f"the tensor {key!r} is missing")
+            return self.tensors[key].clone()
         if "__strarray__" in node:
             array = np.array(node["__strarray__"], dtype=np.dtype(node["dtype"]))
             return array.reshape(node["shape"])
@@ -393,27 +385,25 @@ class _Reader:
         return est
 
     def net(self, clf, spec):
-        from skorch import NeuralNetClassifier
         from skorch.history import History
-
-        from ._datapath import collate_batch
 
         path = spec["path"]
         prefix = f"{path}.module."
         state = {
             k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)
         }
-        rgb = spec["rgb_input"]
-        dtype = spec["autocast_dtype"]
+        if not hasattr(clf, "module_spec_"):
+            # Files of format version 1 kept the module spec in the net node.
+            dtype = spec.get("autocast_dtype")
+            clf.module_spec_ = {
+                "in_channels": spec["in_channels"],
+                "rgb_input": spec["rgb_input"],
+                "autocast_dtype": dtype,
+                "channels_last": spec["channels_last"],
+            }
         # Building the layers draws initial weights; keep the caller's RNG untouched.
         with torch.random.fork_rng(devices=[]):
-            module = clf._build_module(
-                spec["in_channels"],
-                clf._preprocess_module(rgb),
-                rgb,
-                None if dtype is None else getattr(torch, dtype),
-                spec["channels_last"],
-            )
+            module = clf.build_module()
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -423,17 +413,7 @@ class _Reader:
                 "was probably written by another version. Details: "
                 f"{str(exc).splitlines()[0]}"
             ) from exc
-        net = NeuralNetClassifier(
-            module,
-            criterion=torch.nn.CrossEntropyLoss,
-            batch_size=clf.batch_size,
-            train_split=None,
-            iterator_train__collate_fn=collate_batch,
-            iterator_valid__collate_fn=collate_batch,
-            classes=list(range(len(clf.classes_))),
-            device=self.device,
-            verbose=0,
-        )
+        net = clf.build_net(module, device=self.device)
         net.initialize()
         net.module_.eval()
         net.history_ = History(spec["history"])
@@ -477,7 +457,7 @@ def load_safetensors(path, *, device="cpu"):
     """
     from safetensors import SafetensorError, safe_open
 
-    from .utils import resolve_device
+    from ..utils import resolve_device
 
     device = resolve_device(device)
     path = os.fspath(path)

@@ -2,12 +2,12 @@
 
 import copy
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from skorch.callbacks import Callback
+
+from ..utils._files import atomic_write
 
 CHECKPOINT_FILENAME = "checkpoint.pt"
 
@@ -90,17 +90,8 @@ def atomic_torch_save(obj, path):
     a half-written checkpoint behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
 
 
 class ResumableCheckpoint(Callback):

@@ -1,0 +1,15 @@
+"""LeukoNetClassifier and what only it uses.
+
+- ``_estimator``: the estimator;
+- ``_params``: its parameter constraints and skorch-style pass-through;
+- ``_net``: the skorch net it trains;
+- ``_datapath``: batches drawn from the uint8 image array;
+- ``_callbacks``: best-epoch restore, resumable checkpoints, early stop;
+- ``_interrupt``: Ctrl-C deferred to the next batch boundary;
+- ``_versioning``: pickles that remember the library version.
+"""
+
+from ._estimator import CellLevelSplitWarning, LeukoNetClassifier
+from ._params import is_pass_through_param
+
+__all__ = ["CellLevelSplitWarning", "LeukoNetClassifier", "is_pass_through_param"]

@@ -1,0 +1,116 @@
+"""What the subcommands share: the data, the network settings, torch set-up."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._console import CLIError, UsageError, one_line
+from ._parser import SYNTHETIC_DEFAULTS
+
+
+def load_data(args, console):
+    """Images, labels, subject IDs and file names, from --data or make_cells."""
+    if args.data is None:
+        from ..datasets import make_cells
+
+        size = args.image_size or SYNTHETIC_DEFAULTS["image_size"]
+        if size < 16:
+            raise CLIError(
+                f"--image-size {size} is too small for a cell; use 16 or more."
+            )
+        data = make_cells(
+            n_subjects=args.n_subjects,
+            cells_per_subject=args.cells_per_subject,
+            image_size=size,
+            subject_variability=args.subject_variability,
+            random_state=args.seed,
+        )
+        source = (
+            f"synthetic cells (make_cells, subject_variability="
+            f"{args.subject_variability:g}, seed {args.seed})"
+        )
+    else:
+        from ..datasets import load_cnmc
+
+        root = check_data_path(args)
+        console.info(f"Reading C-NMC images under {root} ...")
+        data = load_cnmc(root, image_size=args.image_size)
+        source = f"C-NMC images from {root}"
+    groups = data.groups.astype(str)
+    target = data.target.astype(str)
+    n_all = len(set(groups[target == "all"]))
+    n_hem = len(set(groups[target == "hem"]))
+    console.info(
+        f"Data: {source}: {len(target)} cells of {data.images.shape[1]}x"
+        f"{data.images.shape[2]} px from {n_all + n_hem} subjects ({n_all} leukemic, "
+        f"{n_hem} healthy)."
+    )
+    return data.images, target, groups, np.asarray(data.filenames).astype(str)
+
+
+def check_data_path(args):
+    if args.data is None:
+        return None
+    root = Path(args.data)
+    if not root.exists():
+        raise CLIError(f"--data {args.data}: no such folder.")
+    if not root.is_dir():
+        raise CLIError(f"--data {args.data}: not a folder; pass the C-NMC data folder.")
+    return root
+
+
+def net_params(args, verbose=0):
+    """LeukoNetClassifier parameters of every network, from the options."""
+    params = {
+        "widths": args.widths,
+        "max_epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "augment": args.augment,
+        "activation": args.activation,
+        "device": args.device,
+        "random_state": args.seed,
+        "verbose": 0 if args.quiet else verbose,
+    }
+    if getattr(args, "checkpoint_dir", None) is not None:
+        params["checkpoint_dir"] = args.checkpoint_dir
+        params["resume"] = bool(args.resume)
+    return params
+
+
+def stage_params(args, stages):
+    """Per-stage overrides: the VGG-11 widths for the stages built on VGG-11."""
+    from .._registry import get_stage
+
+    return {
+        name: {"widths": args.vgg_widths}
+        for name in stages
+        if get_stage(name).architecture == "vgg11"
+    }
+
+
+def check_checkpoint_args(args):
+    if args.resume and args.checkpoint_dir is None:
+        raise UsageError(
+            "--resume needs --checkpoint-dir, the folder of the interrupted run"
+        )
+
+
+def setup_torch(args):
+    import torch
+
+    threads = args.threads
+    if threads is None and "OMP_NUM_THREADS" not in os.environ:
+        # Half the logical cores: small networks gain little from more
+        # threads, and threads competing with other processes for the cores
+        # slow training down many times (measured: 16x on a busy 2-core CPU).
+        threads = min(torch.get_num_threads(), max(1, (os.cpu_count() or 2) // 2))
+    if threads is not None:
+        torch.set_num_threads(threads)
+    from ..utils import resolve_device
+
+    try:
+        resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(f"--device {args.device}: {one_line(exc)}") from None

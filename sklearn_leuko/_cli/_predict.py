@@ -1,0 +1,113 @@
+"""``sklearn-leuko predict``: classify a folder of cell images with a saved model."""
+
+import csv
+import re
+from pathlib import Path
+
+from ._console import EXIT_OK, CLIError, one_line
+from ._models import input_shape, load_cli_model
+
+IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def _natural_key(path):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def _list_images(folder, console):
+    if not folder.exists():
+        raise CLIError(f"--images {folder}: no such folder.")
+    if not folder.is_dir():
+        raise CLIError(f"--images {folder}: not a folder; pass the folder of images.")
+    paths, others = [], []
+    for path in folder.iterdir():
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            paths.append(path)
+        elif not path.name.startswith("."):
+            others.append(path.name)
+    if not paths:
+        raise CLIError(
+            f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) in it."
+        )
+    if others:
+        console.info(
+            f"Note: {len(others)} entr{'y' if len(others) == 1 else 'ies'} of "
+            f"{folder} {'is' if len(others) == 1 else 'are'} not image files and "
+            f"{'is' if len(others) == 1 else 'are'} not classified (e.g. "
+            f"{sorted(others)[0]}; sub-folders are not searched)."
+        )
+    return sorted(paths, key=_natural_key)
+
+
+def _count_resized(paths, width, height):
+    from PIL import Image
+
+    resized = 0
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                if img.size != (width, height):
+                    resized += 1
+        except Exception as exc:
+            raise CLIError(f"cannot read image {path}: {one_line(exc)}") from exc
+    return resized
+
+
+def cmd_predict(args, console):
+    from tqdm.auto import tqdm
+
+    from ..datasets import read_images
+    from ..metrics import CANCER_LABEL, NORMAL_LABEL, proba_of_cancer
+    from ..utils._files import atomic_write, check_writable
+
+    if not Path(args.model).exists():
+        raise CLIError(f"--model {args.model}: no such file.")
+    paths = _list_images(Path(args.images), console)
+    try:
+        out = check_writable(args.out, "--out")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    model = load_cli_model(args.model, args.device, console)
+    height, width = input_shape(model)[:2]
+    if height != width:
+        raise CLIError(
+            f"the model expects {height}x{width} images; only square inputs are supported."
+        )
+    classes = [str(c) for c in model.classes_]
+    if CANCER_LABEL not in classes:
+        raise CLIError(
+            f"the model's classes are {classes}; expected {CANCER_LABEL!r} and "
+            f"{NORMAL_LABEL!r}."
+        )
+    resized = _count_resized(paths, width, height)
+    if resized:
+        console.info(
+            f"Note: {resized} of {len(paths)} images "
+            f"{'is' if resized == 1 else 'are'} not {width}x{height} px; "
+            f"{'it is' if resized == 1 else 'they are'} centre cropped or padded with "
+            f"black to {width}x{height} px, the model's input size."
+        )
+
+    counts = {CANCER_LABEL: 0, NORMAL_LABEL: 0}
+    # Written atomically: an error or Ctrl-C leaves no partial CSV behind.
+    with atomic_write(out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["filename", "predicted_label", "p_all"])
+        bar = tqdm(total=len(paths), disable=args.quiet, unit="image", leave=False)
+        try:
+            for start in range(0, len(paths), args.batch_size):
+                chunk = paths[start : start + args.batch_size]
+                images = read_images(chunk, image_size=height)
+                p_all = proba_of_cancer(model.predict_proba(images), classes)
+                for path, p in zip(chunk, p_all, strict=True):
+                    label = CANCER_LABEL if p >= 0.5 else NORMAL_LABEL
+                    counts[label] += 1
+                    writer.writerow([path.name, label, f"{p:.6f}"])
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+    console.out(
+        f"Wrote {len(paths)} predictions ({counts[CANCER_LABEL]} all, "
+        f"{counts[NORMAL_LABEL]} hem) to {out}"
+    )
+    return EXIT_OK
