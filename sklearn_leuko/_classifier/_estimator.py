@@ -1,4 +1,11 @@
-"""LeukoNetClassifier: the Basic Network of LeukoNet as a scikit-learn classifier."""
+"""LeukoNetClassifier: the Basic Network of LeukoNet as a scikit-learn classifier.
+
+This module is long because the estimator documents and stores some thirty
+parameters (the paper's network, augmentation, training, device and
+checkpoint settings) in one class, as scikit-learn estimators do; its
+helpers live in the sibling modules (``_params``, ``_net``, ``_datapath``,
+``_callbacks``, ``_interrupt``).
+"""
 
 import hashlib
 import json

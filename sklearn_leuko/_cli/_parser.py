@@ -207,13 +207,14 @@ def _add_model(parser):
     )
     group.add_argument(
         "--augment",
-        choices=("off", "all", "minority"),
+        choices=("off", "all", "normal", "minority"),
         default="off",
         help="data augmentation (flips, rotation, shear, blur) in image space: "
-        "'all' augments every training cell ('w/ aug' in the paper), 'minority' "
-        "only the normal class, oversampled to balance ('w/ Normal aug'). In "
-        "Stage-3/3C it applies to the Stage-1 network only, as in the paper "
-        "(default: %(default)s)",
+        "'all' augments every training cell ('w/ aug' in the paper), 'normal' "
+        "only the normal (hem) cells, resampled to the count of the 'all' cells "
+        "('w/ Normal aug'), 'minority' the same for whichever class is smaller. "
+        "In the fusion stages it applies to the Stage-1 network only, as in the "
+        "paper (default: %(default)s)",
     )
     group.add_argument(
         "--activation",

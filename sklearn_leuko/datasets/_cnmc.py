@@ -11,6 +11,10 @@ with a prefix such as ``C-NMC_training_data/`` or
 ``1.bmp``, ``2.bmp``, ... and a CSV with the header
 ``Patient_ID,new_names,labels`` (``UID_57_29_1_all.bmp,1.bmp,1``; labels
 all = 1, hem = 0).
+
+This module is long because every rule that keeps a cell from being skipped,
+merged or relabelled without a word (file names, folds, CSV rows, image
+modes) is checked here, next to the code that reads the files.
 """
 
 import csv

@@ -53,7 +53,7 @@ def split_test_subjects(y, groups, test_subjects=4, random_state=None):
     ...                   random_state=0)
     >>> mask = split_test_subjects(data.target, data.groups, test_subjects=4,
     ...                            random_state=0)
-    >>> sorted(set(data.target[mask]))
+    >>> sorted(set(data.target[mask].tolist()))
     ['all', 'hem']
     >>> len(set(data.groups[mask]))
     4

@@ -14,8 +14,9 @@ density ``(n, C, H, W)``) and emit float32 ``(n, C, H, W)``.
 """
 
 from ._dct import LogDCT
-from ._factory import PREPROCESSING_NAMES, make_preprocessing, to_torch_module
+from ._factory import PREPROCESSING_NAMES, make_preprocessing
 from ._stain import STAIN_MATRICES, StainDeconvolution
+from ._to_module import to_torch_module
 from ._union import ChannelUnion
 
 __all__ = [

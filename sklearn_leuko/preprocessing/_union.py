@@ -10,6 +10,9 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
+from ..nn._preprocess import ChannelConcat
+from ._to_module import to_torch_module
+
 __all__ = ["ChannelUnion"]
 
 
@@ -254,9 +257,10 @@ class ChannelUnion(TransformerMixin, _BaseComposition):
         -------
         module : ChannelConcat
         """
-        from ._factory import to_torch_module
-
-        return to_torch_module(self)
+        check_is_fitted(self)
+        return ChannelConcat(
+            [(name, to_torch_module(t)) for name, t in self.transformers_]
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
