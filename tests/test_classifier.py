@@ -508,3 +508,112 @@ def test_normal_augmentation_augments_hem_cells(tiny_cells):
     clf.classes_ = np.array(["a", "b"])
     with pytest.raises(ValueError, match="augment='normal' augments the normal"):
         clf._normal_class_index()
+
+
+# ------------------------------------------------------------- SD-Layer (issue 13)
+@pytest.mark.parametrize(
+    "preprocessing, channels", [("od", 3), ("log_dct", 3), ("od+log_dct", 6)]
+)
+def test_learnable_sd_layer_is_the_stages_front(tiny_cells, preprocessing, channels):
+    from sklearn_leuko.nn import LearnableStainInput, SDLayer
+
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(
+        preprocessing=preprocessing, random_state=0, **{**TINY, "max_epochs": 3}
+    ).fit(X, y, groups=g)
+    fronts = [
+        m for m in clf.net_.module_.modules() if isinstance(m, LearnableStainInput)
+    ]
+    # one shared SD-Layer, also for Stage-2C's two halves
+    assert len(fronts) == 1
+    assert len([m for m in clf.net_.module_.modules() if isinstance(m, SDLayer)]) == 1
+    assert clf.module_spec_["in_channels"] == channels
+    assert fronts[0].sd_layer.weight.requires_grad
+    # the stain matrix was trained (through the log-DCT for Stage-2, too)
+    assert not np.allclose(clf.stain_matrix_, clf.initial_stain_matrix_)
+    from skimage.color import rgb_from_bex
+
+    np.testing.assert_allclose(clf.initial_stain_matrix_, rgb_from_bex, atol=1e-6)
+
+
+def test_fixed_stain_layer_is_the_transformers_math(tiny_cells):
+    from sklearn_leuko.nn import LearnableStainInput, StainDeconvolutionModule
+
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(
+        preprocessing="od", stain_layer="fixed", random_state=0, **TINY
+    ).fit(X, y, groups=g)
+    modules = list(clf.net_.module_.modules())
+    assert any(isinstance(m, StainDeconvolutionModule) for m in modules)
+    assert not any(isinstance(m, LearnableStainInput) for m in modules)
+    np.testing.assert_array_equal(clf.stain_matrix_, clf.initial_stain_matrix_)
+
+
+def test_gradient_reaches_the_stain_matrix_through_the_dct():
+    import torch
+    from skimage.color import rgb_from_bex
+
+    from sklearn_leuko.nn import LearnableStainInput, LogDCTModule
+
+    front = LearnableStainInput(rgb_from_bex, dct=LogDCTModule(), keep_stains=False)
+    rgb = torch.rand(2, 3, 16, 16) * 255
+    # scale the concentrations so that kept coefficients exceed 1
+    out = front(rgb * 1.0)
+    (out * torch.randn_like(out)).sum().backward()
+    assert front.sd_layer.weight.grad is not None
+    assert torch.count_nonzero(front.sd_layer.weight.grad) > 0
+
+
+def test_stain_layer_is_searchable_and_reachable_in_fusion_stages():
+    from sklearn_leuko import make_stage
+
+    stage = make_stage("3C", stain_layer="fixed", stain_matrix="macenko")
+    params = stage.get_params()
+    assert params["stage1__net__stain_layer"] == "fixed"
+    assert params["stage2c__net__stain_matrix"] == "macenko"
+    stage.set_params(stage2c__net__stain_layer="learnable")
+    assert stage.get_params()["stage2c__net__stain_layer"] == "learnable"
+
+
+def test_macenko_initialises_the_sd_layer(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(
+        preprocessing="od", stain_matrix="macenko", random_state=0, **TINY
+    ).fit(X, y, groups=g)
+    from skimage.color import rgb_from_bex
+
+    assert not np.allclose(clf.initial_stain_matrix_, rgb_from_bex, atol=1e-3)
+    # same seed, same Macenko sample, same fit
+    again = LeukoNetClassifier(
+        preprocessing="od", stain_matrix="macenko", random_state=0, **TINY
+    ).fit(X, y, groups=g)
+    np.testing.assert_array_equal(
+        again.initial_stain_matrix_, clf.initial_stain_matrix_
+    )
+
+
+def test_one_by_one_feature_map_warns(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **TINY)
+    with pytest.warns(UserWarning, match="last feature map is 1x1 for 32x32"):
+        clf.fit(X, y, groups=g)
+    big = np.zeros((8, 65, 65, 3), dtype=np.uint8)
+    big[:, 20:45, 20:45] = X[:8, :25, :25]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LeukoNetClassifier(
+            preprocessing="od", random_state=0, validation_fraction=None, **TINY
+        ).fit(big, y[:8])
+
+
+def test_old_pickles_keep_the_fixed_deconvolution(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(
+        preprocessing="od", stain_layer="fixed", random_state=0, **TINY
+    ).fit(X, y, groups=g)
+    state = clf.__getstate__()
+    del state["stain_layer"], state["stain_matrix"]  # as written by version 0.1
+    old = LeukoNetClassifier.__new__(LeukoNetClassifier)
+    old.__setstate__(state)
+    assert old.stain_layer == "fixed"
+    np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))

@@ -45,6 +45,8 @@ def test_cv_prints_table_and_writes_files(tmp_path):
     proc = run_cli(
         "cv",
         *TINY_DATA,
+        "--image-size",
+        "65",  # the smallest with a 2x2 last feature map: no warning
         "--n-subjects",
         "10",
         *TINY_NETS,
@@ -82,6 +84,32 @@ def test_cv_prints_table_and_writes_files(tmp_path):
     # 10 subjects x 4 cells, every cell predicted once per stage
     assert len(predictions) == 2 * 40
     assert str(out / "table2.csv") in proc.stdout or "table2.csv" in proc.stdout
+
+
+def test_warnings_are_shown_once_on_one_line(tmp_path):
+    proc = run_cli(
+        "cv",
+        *TINY_DATA,
+        "--n-subjects",
+        "10",
+        *TINY_NETS,
+        "--folds",
+        "2",
+        "--test-subjects",
+        "2",
+        "--stages",
+        "1",
+        "--output",
+        str(tmp_path),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    # 24x24 images: 2 folds train 2 networks, the warning is printed once
+    assert lines == [
+        line for line in lines if line.startswith("sklearn-leuko: warning: ")
+    ]
+    assert len(lines) == 1 and "last feature map is 1x1" in lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -169,6 +169,7 @@ def test_custom_preprocessing_ptelu_and_fitted_thresholds(tiny_cells, tmp_path):
     )
     clf = LeukoNetClassifier(
         preprocessing=preprocessing,
+        stain_layer="fixed",  # two different stain matrices: no shared SD-Layer
         activation="ptelu",
         augment="all",
         widths=WIDTHS,

@@ -90,6 +90,29 @@ class LeukoNetClassifier(
         cloned and fitted on at most ``preprocessing_fit_samples`` training
         images. ``None`` feeds the input unchanged (RGB input is then scaled
         to [0, 1]).
+    stain_layer : {"learnable", "fixed"}, default="learnable"
+        How a named ``preprocessing`` deconvolves the stains. ``"learnable"``
+        (the paper: "the Stain Deconvolution Layer (SD Layer) appended at the
+        beginning of our Basic Network", Mourya et al. 2018, section 4): the
+        optical density goes through an SD-Layer, a learnable inverse stain
+        matrix (a 1x1 convolution initialised from ``stain_matrix``) and
+        ``tanh`` (Duggal et al. 2017), trained with the network; Stage-2's
+        DCT is computed on its output, inside the network, on the device
+        (the 95%-energy mask carries no gradient, the kept coefficients do);
+        Stage-2C stacks the SD-Layer output and its log-DCT, one shared
+        SD-Layer. ``"fixed"``: the fixed deconvolution of
+        :class:`~sklearn_leuko.preprocessing.StainDeconvolution` (no learning,
+        no ``tanh``), the transformers' own math. A transformer given as
+        ``preprocessing`` is used as it is with ``"fixed"``; with
+        ``"learnable"`` a :class:`~sklearn_leuko.preprocessing.StainDeconvolution`
+        (alone, before a ``LogDCT``, or their ``ChannelUnion``) initialises
+        the SD-Layer with its fitted matrix. Ignored without ``preprocessing``.
+    stain_matrix : {"giemsa", "hed", "identity", "macenko"} or array-like of \
+            shape (3, 3), default="giemsa"
+        Stain matrix of a named ``preprocessing``: the initial matrix of the
+        SD-Layer, or the fixed one. ``"macenko"`` estimates it from the
+        training images (see
+        :class:`~sklearn_leuko.preprocessing.StainDeconvolution`).
     architecture : {"basic", "vgg11"}, default="basic"
         ``"basic"``: the Basic Network with bilinear pooling. ``"vgg11"``:
         the paper's first baseline, VGG-11 with global average pooling.
@@ -182,7 +205,14 @@ class LeukoNetClassifier(
         The trained skorch net; ``net_.history`` is the training history.
         It holds no reference to the training data.
     preprocessing_ : transformer or None
-        The fitted preprocessing transformer.
+        The fitted preprocessing transformer (with ``stain_layer="learnable"``
+        it holds the initial stain matrix and the OD and log-DCT settings of
+        the SD-Layer front).
+    stain_matrix_ : ndarray of shape (3, 3)
+        The stain matrix in use after training (rows = stain OD vectors):
+        the learnt one with ``stain_layer="learnable"``, else the fixed one.
+    initial_stain_matrix_ : ndarray of shape (3, 3)
+        The stain matrix before training (``preprocessing_``'s).
     module_spec_ : dict
         What :meth:`build_module` needs besides the parameters: input
         channels of the network, input kind, autocast dtype and memory
@@ -224,6 +254,8 @@ class LeukoNetClassifier(
         self,
         *,
         preprocessing=None,
+        stain_layer="learnable",
+        stain_matrix="giemsa",
         architecture="basic",
         widths=None,
         activation="relu",
@@ -254,6 +286,8 @@ class LeukoNetClassifier(
         **kwargs,
     ):
         self.preprocessing = preprocessing
+        self.stain_layer = stain_layer
+        self.stain_matrix = stain_matrix
         self.architecture = architecture
         self.widths = widths
         self.activation = activation
@@ -365,7 +399,16 @@ class LeukoNetClassifier(
         if self.preprocessing is None:
             return None
         if isinstance(self.preprocessing, str):
-            transformer = make_preprocessing(self.preprocessing)
+            # Only Macenko draws random numbers: the other matrices leave the
+            # random stream (and so the fit) as it was.
+            seed = (
+                int(rng.randint(np.iinfo(np.int32).max))
+                if isinstance(self.stain_matrix, str) and self.stain_matrix == "macenko"
+                else None
+            )
+            transformer = make_preprocessing(
+                self.preprocessing, stain_matrix=self.stain_matrix, random_state=seed
+            )
         else:
             transformer = clone(self.preprocessing)
         n_fit = min(len(train_rows), self.preprocessing_fit_samples)
@@ -374,11 +417,59 @@ class LeukoNetClassifier(
 
     def _preprocess_module(self, rgb_input):
         """The torch twin of the fitted ``preprocessing_`` (or RGB scaling)."""
-        from ..preprocessing import to_torch_module
+        from ..preprocessing import to_learnable_module, to_torch_module
 
-        if self.preprocessing_ is not None:
-            return to_torch_module(self.preprocessing_)
-        return ScaleToUnit() if rgb_input else None
+        if self.preprocessing_ is None:
+            return ScaleToUnit() if rgb_input else None
+        if self.stain_layer == "learnable":
+            return to_learnable_module(self.preprocessing_)
+        return to_torch_module(self.preprocessing_)
+
+    def _stain_modules(self):
+        from ..nn import LearnableStainInput
+        from ..preprocessing import StainDeconvolution
+
+        check_is_fitted(self)
+        learnt = [
+            m for m in self.net_.module_.modules() if isinstance(m, LearnableStainInput)
+        ]
+        fixed = []
+        stack = [self.preprocessing_]
+        while stack:
+            est = stack.pop(0)
+            if isinstance(est, StainDeconvolution):
+                fixed.append(est)
+            elif hasattr(est, "steps"):
+                stack.extend(step for _, step in est.steps)
+            elif hasattr(est, "transformers_"):
+                stack.extend(t for _, t in est.transformers_)
+        if not fixed:
+            raise AttributeError(
+                "This LeukoNetClassifier has no stain deconvolution (its "
+                "preprocessing computes none)."
+            )
+        return learnt, fixed
+
+    @property
+    def stain_matrix_(self):
+        """The stain matrix after training (rows = stain OD vectors)."""
+        learnt, fixed = self._stain_modules()
+        if learnt:
+            return learnt[0].sd_layer.stain_matrix()
+        return np.array(fixed[0].stain_matrix_, dtype=np.float64)
+
+    @property
+    def initial_stain_matrix_(self):
+        """The stain matrix before training (``preprocessing_``'s)."""
+        _, fixed = self._stain_modules()
+        return np.array(fixed[0].stain_matrix_, dtype=np.float64)
+
+    def __setstate__(self, state):
+        # Pickles of sklearn-leuko 0.1 predate the SD-Layer in the stages:
+        # they were trained with the fixed deconvolution.
+        state.setdefault("stain_layer", "fixed")
+        state.setdefault("stain_matrix", "giemsa")
+        super().__setstate__(state)
 
     def _make_network(self, in_channels):
         from ..nn import VGG11, BasicNetwork
@@ -694,6 +785,7 @@ class LeukoNetClassifier(
             valid_set = None
 
         module = self.build_module()
+        self._warn_degenerate_pooling(module.network)
         best = None
         callbacks = [("stop_on_interrupt", StopOnInterrupt())]
         if valid_set is not None:
@@ -748,6 +840,24 @@ class LeukoNetClassifier(
         self.net_ = net
         self.n_features_out_ = int(module.network.n_features)
         return self
+
+    def _warn_degenerate_pooling(self, network):
+        if not hasattr(network, "feature_map_size"):
+            return
+        height, width = (
+            self.input_shape_[:2]
+            if self.input_kind_ == "rgb"
+            else self.input_shape_[1:]
+        )
+        if network.feature_map_size(height, width) == (1, 1):
+            warnings.warn(
+                f"The Basic Network's last feature map is 1x1 for {height}x{width} "
+                "images, so bilinear pooling degenerates to the outer product of a "
+                "single vector. Use images of at least 65x65 pixels (C-NMC cells: "
+                "350x350).",
+                UserWarning,
+                stacklevel=5,
+            )
 
     def _training_rows(self, y_enc, train_rows, augment_mode, rng):
         augment_mask = None

@@ -61,6 +61,11 @@ PARAMETER_CONSTRAINTS = {
         StrOptions({"od", "log_dct", "od+log_dct"}),
         HasMethods(["fit", "transform"]),
     ],
+    "stain_layer": [StrOptions({"learnable", "fixed"})],
+    "stain_matrix": [
+        StrOptions({"giemsa", "hed", "identity", "macenko"}),
+        "array-like",
+    ],
     "architecture": [StrOptions({"basic", "vgg11"})],
     "widths": [None, "array-like"],
     "activation": [StrOptions({"relu", "prelu", "ptelu"})],

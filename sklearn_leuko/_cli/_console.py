@@ -39,9 +39,20 @@ def one_line(exc):
     return " ".join(text.split())
 
 
+_shown = set()
+
+
 def show_warning(message, category, filename, lineno, file=None, line=None):
-    """``warnings.showwarning`` replacement: one line on stderr."""
+    """``warnings.showwarning`` replacement: one line on stderr, each once.
+
+    ``warnings.simplefilter("once")`` alone does not do it: every
+    ``warnings.catch_warnings`` block (scikit-learn and this library use
+    them) resets the registry of warnings already shown.
+    """
     first = str(message).strip().splitlines()[0] if str(message).strip() else ""
+    if (category, first) in _shown:
+        return
+    _shown.add((category, first))
     print(
         f"{PROG}: warning: {first} ({category.__name__})", file=sys.stderr, flush=True
     )

@@ -30,7 +30,12 @@ from ._functional import (
 )
 from ._leukonet import LeukoNetModule
 from ._networks import VGG11, BasicNetwork
-from ._preprocess import ChannelConcat, LogDCTModule, StainDeconvolutionModule
+from ._preprocess import (
+    ChannelConcat,
+    LearnableStainInput,
+    LogDCTModule,
+    StainDeconvolutionModule,
+)
 from ._sd_layer import SDLayer
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "BasicNetwork",
     "BilinearPool",
     "ChannelConcat",
+    "LearnableStainInput",
     "LeukoNetModule",
     "LogDCTModule",
     "StainDeconvolutionModule",

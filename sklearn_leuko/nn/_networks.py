@@ -137,6 +137,8 @@ class BasicNetwork(nn.Module):
         dropout = _check_dropout(dropout)
         make_activation(activation, 1)  # fail early on an unknown name
 
+        self.stem_kernel_size = stem_kernel_size
+        self.stem_stride = stem_stride
         self.stem = nn.Sequential(
             nn.Conv2d(
                 self.in_channels,
@@ -157,6 +159,31 @@ class BasicNetwork(nn.Module):
         self.n_features = self.pool.out_features
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(self.n_features, self.n_classes)
+
+    def feature_map_size(self, height, width):
+        """Spatial size of the last feature map, the input of bilinear pooling.
+
+        At 350x350 it is 6x6; below 65x65 (default stem) it is 1x1, where
+        bilinear pooling degenerates to the outer product of one vector.
+
+        Parameters
+        ----------
+        height, width : int
+            Input size.
+
+        Returns
+        -------
+        size : tuple of int
+            ``(height, width)`` of the last feature map.
+        """
+        size = []
+        for n in (height, width):
+            pad = self.stem_kernel_size // 2
+            n = (n + 2 * pad - self.stem_kernel_size) // self.stem_stride + 1
+            for _ in range(5):
+                n = -(-n // 2)  # MaxPool2d(2, ceil_mode=True)
+            size.append(max(n, 0))
+        return tuple(size)
 
     def features(self, x):
         """Bilinear features of the last convolution (the penultimate layer).

@@ -14,7 +14,12 @@ from torch import nn
 
 from ._functional import log_dct, od_to_stains, rgb_to_od
 
-__all__ = ["ChannelConcat", "LogDCTModule", "StainDeconvolutionModule"]
+__all__ = [
+    "ChannelConcat",
+    "LearnableStainInput",
+    "LogDCTModule",
+    "StainDeconvolutionModule",
+]
 
 
 class StainDeconvolutionModule(nn.Module):
@@ -144,3 +149,82 @@ class ChannelConcat(nn.Module):
                 "branch must keep the (height, width) of the input."
             )
         return torch.cat(outputs, dim=1)
+
+
+class LearnableStainInput(nn.Module):
+    """RGB -> optical density -> SD-Layer -> (log-DCT): LeukoNet's learnable input.
+
+    Mourya et al. (2018), section 4: Stage-1 is "the Stain Deconvolution
+    Layer (SD Layer) appended at the beginning of our Basic Network"; in
+    Stage-2 the 2-D DCT "was applied on the output of the SD Layer"; Stage-2C
+    concatenates the three SD-Layer channels with their three log-DCT
+    channels. This module is that front: :func:`rgb_to_od`, then
+    :class:`~sklearn_leuko.nn.SDLayer` (a learnable inverse stain matrix, a
+    1x1 convolution, then ``tanh``; Duggal et al. 2017), then optionally a
+    :class:`LogDCTModule` of its output. The per-image 95%-energy mask of the
+    DCT carries no gradient; the kept coefficients do, so the stain matrix
+    learns through the DCT branch too.
+
+    Parameters
+    ----------
+    stain_matrix : array-like of shape (3, 3)
+        Initial stain matrix (rows = stain OD vectors); the layer starts at
+        its inverse.
+    i0, offset, log_base, zero_as_background
+        See :func:`~sklearn_leuko.nn.rgb_to_od`.
+    dct : LogDCTModule or None, default=None
+        The log-DCT applied to the SD-Layer output.
+    keep_stains : bool, default=True
+        Output the SD-Layer channels (before the log-DCT ones when ``dct`` is
+        set). ``False`` with ``dct``: only the log-DCT channels (Stage-2).
+    """
+
+    def __init__(
+        self,
+        stain_matrix,
+        *,
+        i0=255.0,
+        offset=0.0,
+        log_base=10.0,
+        zero_as_background=True,
+        dct=None,
+        keep_stains=True,
+    ):
+        super().__init__()
+        from ._sd_layer import SDLayer
+
+        if dct is None and not keep_stains:
+            raise ValueError(
+                "LearnableStainInput needs keep_stains=True or a dct module; it "
+                "would output nothing."
+            )
+        self.sd_layer = SDLayer(stain_matrix, learnable=True, activation="tanh")
+        self.dct = dct
+        self.keep_stains = bool(keep_stains)
+        self.i0 = float(i0)
+        self.offset = float(offset)
+        self.log_base = float(log_base)
+        self.zero_as_background = bool(zero_as_background)
+
+    def forward(self, rgb):
+        od = rgb_to_od(
+            rgb,
+            i0=self.i0,
+            offset=self.offset,
+            log_base=self.log_base,
+            zero_as_background=self.zero_as_background,
+        )
+        stains = self.sd_layer(od)
+        if self.dct is None:
+            return stains
+        coefficients = self.dct(stains)
+        if not self.keep_stains:
+            return coefficients
+        return torch.cat([stains, coefficients], dim=1)
+
+    def extra_repr(self):
+        return (
+            f"i0={self.i0}, offset={self.offset}, log_base={self.log_base}, "
+            f"zero_as_background={self.zero_as_background}, "
+            f"keep_stains={self.keep_stains}"
+        )

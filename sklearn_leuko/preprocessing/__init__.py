@@ -16,7 +16,7 @@ density ``(n, C, H, W)``) and emit float32 ``(n, C, H, W)``.
 from ._dct import LogDCT
 from ._factory import PREPROCESSING_NAMES, make_preprocessing
 from ._stain import STAIN_MATRICES, StainDeconvolution
-from ._to_module import to_torch_module
+from ._to_module import to_learnable_module, to_torch_module
 from ._union import ChannelUnion
 
 __all__ = [
@@ -26,5 +26,6 @@ __all__ = [
     "LogDCT",
     "StainDeconvolution",
     "make_preprocessing",
+    "to_learnable_module",
     "to_torch_module",
 ]
