@@ -231,7 +231,7 @@ def test_write_without_filenames_builds_cnmc_names(tmp_path, cells):
     "change, match",
     [
         (dict(groups="patient_a"), "subject IDs"),
-        (dict(target="blast"), "C-NMC labels"),
+        (dict(target="blast"), r"bunch.target has labels \[.blast.\]"),
         (dict(images=np.zeros((24, 32, 32), dtype=np.uint8)), "bunch.images"),
     ],
 )
