@@ -290,6 +290,7 @@ def test_unsupported_estimators_are_refused(tmp_path):
     from sklearn.datasets import load_iris
 
     X, y = load_iris(return_X_y=True)
+    y = (y > 0).astype(int)  # the C-NMC integer coding: 1 = all, 0 = hem
     fusion = FeatureFusionClassifier([("pca", PCA(2))]).fit(X, y)
     with pytest.raises(TypeError, match=r"estimator\.estimators\[0\]\[1\].*PCA"):
         save_safetensors(fusion, tmp_path / "m.safetensors")

@@ -157,6 +157,76 @@ def test_macenko_errors_on_background_only_and_single_stain():
         StainDeconvolution(stain_matrix="macenko", random_state=0).fit(one_stain)
 
 
+def known_stain_cells(n=6, size=48, edge=1.0, seed=0):
+    """Cells made of two KNOWN stains, with a soft (anti-aliased) rim.
+
+    A nucleus of the first stain only and a cytoplasm of the second only
+    (concentrations x U(0.8, 1.2)), rendered by Beer-Lambert and multiplied
+    by a coverage that falls from 1 to 0 over ``edge`` pixels at the cell's
+    border: rim pixels mix the cell with the black background, as
+    anti-aliasing and segmentation halos do in real images.
+    """
+    rng = np.random.default_rng(seed)
+    stains = GIEMSA[:2] / np.linalg.norm(GIEMSA[:2], axis=1, keepdims=True)
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    images = []
+    for _ in range(n):
+        cy, cx = size / 2 + rng.normal(0, 1.5, 2)
+        radius = size * rng.uniform(0.32, 0.42)
+        coverage = np.clip((radius - np.hypot(yy - cy, xx - cx)) / edge + 0.5, 0, 1)
+        ny, nx = cy + rng.normal(0, 2), cx + rng.normal(0, 2)
+        nucleus = np.hypot(yy - ny, xx - nx) < 0.55 * radius
+        conc = np.where(nucleus[..., None], (0.8, 0.0), (0.0, 0.35))
+        conc = conc * rng.uniform(0.8, 1.2, (size, size, 1))
+        rgb = 255.0 * 10.0 ** -(conc @ stains) * coverage[..., None]
+        images.append(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+    return np.stack(images), stains
+
+
+def _angle_errors(estimated, stains):
+    """Angle in degrees between each estimated stain vector and its true one."""
+    cos = np.sum(estimated[:2] * stains, axis=1) / np.linalg.norm(estimated[:2], axis=1)
+    return np.degrees(np.arccos(np.clip(np.abs(cos), 0, 1)))
+
+
+@pytest.mark.parametrize("edge", [1.0, 2.0])
+def test_macenko_erosion_removes_the_rim_bias(edge):
+    X, stains = known_stain_cells(edge=edge)
+    default = StainDeconvolution("macenko", random_state=0).fit(X)
+    assert default.macenko_erosion == 2
+    assert (_angle_errors(default.stain_matrix_, stains) < 5).all()
+    # the data do show the rim effect: without erosion one vector is far off
+    raw = StainDeconvolution("macenko", macenko_erosion=0, random_state=0).fit(X)
+    assert _angle_errors(raw.stain_matrix_, stains).max() > 10
+
+
+def test_macenko_erosion_one_pixel_suffices_for_a_one_pixel_rim():
+    X, stains = known_stain_cells(edge=1.0, seed=3)
+    est = StainDeconvolution("macenko", macenko_erosion=1, random_state=0).fit(X)
+    assert (_angle_errors(est.stain_matrix_, stains) < 5).all()
+
+
+def test_macenko_erosion_larger_than_the_cells_is_explained():
+    X, _ = known_stain_cells(n=2, size=16)
+    with pytest.raises(ValueError, match=r"smaller macenko_erosion"):
+        StainDeconvolution("macenko", macenko_erosion=8, random_state=0).fit(X)
+
+
+def test_macenko_erosion_is_per_image_and_ignores_the_image_edge():
+    # cells filling their images keep every pixel: the image edge is no rim, and
+    # an all-black image next to them in the same chunk does not erode them
+    X, _ = known_stain_cells(n=4, size=48)
+    full = X[:, 16:32, 16:32]  # crops inside the cells: no black at all
+    assert (full > 0).all()
+    X = np.concatenate([np.zeros_like(full[:2]), full])
+    est = StainDeconvolution("macenko", n_pixels=4000, random_state=0)
+    a = est.set_params(macenko_erosion=0).fit(X).stain_matrix_
+    b = est.set_params(macenko_erosion=3).fit(X).stain_matrix_
+    c = est.set_params(macenko_erosion=3, batch_size=1).fit(X).stain_matrix_
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+
+
 # ----------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "X, error, match",

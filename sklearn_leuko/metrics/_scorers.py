@@ -9,6 +9,8 @@ by the support-weighted F1 score over both classes.
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, make_scorer
 
+from ..utils._validation import _cnmc_label_array
+
 __all__ = [
     "CANCER_LABEL",
     "CNMC_SCORING",
@@ -25,8 +27,6 @@ __all__ = [
 CANCER_LABEL = "all"
 NORMAL_LABEL = "hem"
 
-# C-NMC's test-set CSV codes the classes as integers: all = 1, hem = 0.
-_INT_TO_LABEL = {1: CANCER_LABEL, 0: NORMAL_LABEL}
 _LABELS = [NORMAL_LABEL, CANCER_LABEL]
 
 
@@ -34,8 +34,13 @@ def as_cnmc_labels(y, *, name="y"):
     """Convert class labels to the strings ``"all"`` and ``"hem"``.
 
     Strings are matched without regard to case or surrounding spaces. Integer
-    (or boolean) labels follow the C-NMC test-set CSV: ``1`` is ``"all"``
-    (leukemic blast, cancer) and ``0`` is ``"hem"`` (normal cell).
+    (or boolean, integral float, or ``"1"``/``"0"`` string) labels follow the
+    C-NMC test-set CSV: ``1`` is ``"all"`` (leukemic blast, cancer) and ``0``
+    is ``"hem"`` (normal cell). One array uses one coding: names and integer
+    codes mixed (``[1, "hem"]``) are refused, as are None/NaN, bytes and any
+    other value. :func:`sklearn_leuko.utils.check_targets` (the classifiers'
+    ``fit``) accepts the labels this function reads, each class spelled one
+    way.
 
     Parameters
     ----------
@@ -48,6 +53,13 @@ def as_cnmc_labels(y, *, name="y"):
     -------
     labels : ndarray of str, shape (n_samples,)
         Each entry is ``"all"`` or ``"hem"``.
+
+    Raises
+    ------
+    ValueError
+        Unknown, missing or mixed-coding labels; a 2-D array.
+    TypeError
+        Bytes or labels that are neither strings nor numbers.
 
     Examples
     --------
@@ -66,40 +78,7 @@ def as_cnmc_labels(y, *, name="y"):
         raise ValueError(
             f"{name} must be 1-D (one label per cell), got shape {arr.shape}."
         )
-    if arr.dtype.kind == "b":
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind in "iu" or (
-        arr.dtype.kind == "f"
-        and np.all(np.isfinite(arr))
-        and np.all(arr == np.round(arr))
-    ):
-        codes = arr.astype(np.int64)
-        bad = np.setdiff1d(np.unique(codes), list(_INT_TO_LABEL))
-        if bad.size:
-            raise ValueError(
-                f"{name} has integer labels {bad[:5].tolist()}; integer labels must "
-                "follow the C-NMC coding 1 = 'all' (cancer), 0 = 'hem' (normal)."
-            )
-        return np.where(codes == 1, CANCER_LABEL, NORMAL_LABEL).astype(object)
-    if arr.dtype.kind in "US" or arr.dtype == object:
-        try:
-            labels = np.array([str(v).strip().lower() for v in arr], dtype=object)
-        except Exception as exc:  # pragma: no cover - exotic objects
-            raise TypeError(f"{name} holds labels that are not strings: {exc}") from exc
-        bad = sorted(set(labels.tolist()) - set(_LABELS))
-        if bad:
-            if set(labels.tolist()) <= {"0", "1"}:
-                return as_cnmc_labels(labels.astype(np.int64), name=name)
-            raise ValueError(
-                f"{name} has labels {bad[:5]}; expected 'all' (cancer) and 'hem' "
-                "(normal), or the C-NMC integer coding 1 = 'all', 0 = 'hem'."
-            )
-        return labels
-    if arr.dtype.kind == "f" and np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN labels; every cell needs a label.")
-    raise TypeError(
-        f"{name} has dtype {arr.dtype}; pass labels 'all'/'hem' or integers 1/0."
-    )
+    return _cnmc_label_array(arr, name)
 
 
 def _pair(y_true, y_pred):

@@ -219,12 +219,136 @@ def check_net_input(X, *, name="X"):
     )
 
 
+# C-NMC labels: "all" (leukemic blast, cancer) and "hem" (normal cell); the
+# test-set CSV codes them as integers, all = 1, hem = 0.
+_CNMC_NAMES = ("all", "hem")
+_CODE_TO_NAME = {1: "all", 0: "hem"}
+
+
+def _is_missing(value):
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _label_kind(value, name):
+    """``"code"`` (1/0 as number or digit string) or ``"name"`` of one label."""
+    if isinstance(value, (bytes, np.bytes_)):
+        raise TypeError(
+            f"{name} holds bytes ({value!r}); decode them to str first (e.g. "
+            f"np.char.decode({name})), labels are 'all'/'hem' or 1/0."
+        )
+    if isinstance(value, (bool, np.bool_, numbers.Integral)):
+        return "code"
+    if isinstance(value, numbers.Real):
+        return "code" if float(value).is_integer() else "other"
+    if isinstance(value, str):
+        return "code" if value.strip() in ("0", "1") else "name"
+    raise TypeError(
+        f"{name} holds a label of type {type(value).__name__} ({value!r}); pass "
+        "labels 'all'/'hem' or integers 1/0."
+    )
+
+
+def _cnmc_label_array(arr, name):
+    """Map a 1-D label array to ``"all"``/``"hem"`` (object array) or raise.
+
+    One coding per array: names (``"all"``/``"hem"``, any case, surrounding
+    spaces ignored) or the C-NMC integer codes (1 = ``"all"``, 0 = ``"hem"``,
+    as numbers, booleans or the strings ``"1"``/``"0"``). Mixing the two,
+    bytes, None/NaN and any other value are refused.
+    """
+    if arr.dtype.kind == "S":
+        raise TypeError(
+            f"{name} holds bytes (dtype {arr.dtype}); decode them to str first (e.g. "
+            f"np.char.decode({name})), labels are 'all'/'hem' or 1/0."
+        )
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN labels; every cell needs a label.")
+    if arr.dtype.kind in "iu" or (
+        arr.dtype.kind == "f" and np.all(arr == np.round(arr))
+    ):
+        codes = arr.astype(np.int64)
+        bad = np.setdiff1d(np.unique(codes), list(_CODE_TO_NAME))
+        if bad.size:
+            raise ValueError(
+                f"{name} has integer labels {bad[:5].tolist()}; integer labels must "
+                "follow the C-NMC coding 1 = 'all' (cancer), 0 = 'hem' (normal)."
+            )
+        return np.where(codes == 1, "all", "hem").astype(object)
+    if arr.dtype.kind not in "UO":
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}; pass labels 'all'/'hem' or integers 1/0."
+        )
+    values = arr.tolist()
+    missing = [i for i, v in enumerate(values) if _is_missing(v)]
+    if missing:
+        raise ValueError(
+            f"{name} contains {len(missing)} missing label(s) (None or NaN), first at "
+            f"position {missing[0]}; every cell needs a label."
+        )
+    kinds = {_label_kind(v, name) for v in values}
+    if "other" in kinds:
+        raise ValueError(
+            f"{name} has non-integer numeric labels; expected 'all'/'hem' or the "
+            "C-NMC integer coding 1 = 'all', 0 = 'hem'."
+        )
+    if kinds == {"code", "name"}:
+        first_code = next(v for v in values if _label_kind(v, name) == "code")
+        first_name = next(v for v in values if _label_kind(v, name) == "name")
+        raise ValueError(
+            f"{name} mixes the integer coding and label names ({first_code!r} and "
+            f"{first_name!r}); use one coding for the whole array: 'all'/'hem' or "
+            "1/0 (1 = 'all')."
+        )
+    if kinds == {"code"}:
+        return _cnmc_label_array(np.array([int(float(v)) for v in values]), name)
+    labels = np.array([v.strip().lower() for v in values], dtype=object)
+    bad = sorted(set(labels.tolist()) - set(_CNMC_NAMES))
+    if bad:
+        raise ValueError(
+            f"{name} has labels {bad[:5]}; expected 'all' (cancer) and 'hem' "
+            "(normal), or the C-NMC integer coding 1 = 'all', 0 = 'hem'."
+        )
+    return labels
+
+
 def check_targets(y, n_samples, *, name="y", min_classes=2):
     """Validate class labels and their length.
+
+    The labels are C-NMC classes in one coding: the names ``"all"`` (cancer)
+    and ``"hem"`` (normal) or the integers ``1``/``0`` of the C-NMC test CSV
+    (also as booleans, integral floats or the strings ``"1"``/``"0"``), read
+    as :func:`sklearn_leuko.metrics.as_cnmc_labels` reads them. Valid labels
+    are returned as given (a classifier's ``classes_`` keep the caller's
+    spelling), but a class spelled two ways in one array (``"ALL"`` and
+    ``"all"``, ``"hem "`` and ``"hem"``) would become two classes, so it is
+    refused, as are codings mixed in one array (``1`` and ``"all"``), bytes,
+    None/NaN and any other value.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, 1)
+        Labels.
+    n_samples : int
+        Number of images the labels belong to.
+    name : str, default="y"
+        Name used in error messages.
+    min_classes : int, default=2
+        Minimum number of distinct classes.
 
     Returns
     -------
     y : ndarray of shape (n_samples,)
+        The labels, unchanged apart from a ravel of a column vector.
+
+    Raises
+    ------
+    ValueError
+        Wrong length or shape, missing or unknown labels, a class spelled two
+        ways, mixed codings, too few classes.
+    TypeError
+        Bytes or labels of a type that is not a string or a number.
     """
     if y is None:
         raise ValueError(f"{name} is required: pass one label per image.")
@@ -244,8 +368,18 @@ def check_targets(y, n_samples, *, name="y", min_classes=2):
         raise ValueError(
             f"{name} and X are empty (0 images); at least one is required."
         )
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise ValueError(f"{name} contains NaN labels.")
+    canonical = _cnmc_label_array(y, name)
+    spellings = {}
+    for raw, label in zip(y.tolist(), canonical.tolist(), strict=True):
+        spellings.setdefault(label, set()).add(raw)
+    for label, raw in sorted(spellings.items()):
+        if len(raw) > 1:
+            shown = sorted(raw, key=repr)
+            raise ValueError(
+                f"{name} writes the class '{label}' in {len(raw)} ways ({shown[:4]}); a "
+                "classifier would learn them as different classes. Use one spelling, "
+                f"e.g. sklearn_leuko.metrics.as_cnmc_labels({name})."
+            )
     classes = np.unique(y)
     if len(classes) < min_classes:
         raise ValueError(
@@ -255,8 +389,93 @@ def check_targets(y, n_samples, *, name="y", min_classes=2):
     return y
 
 
+def _group_kind(value, name):
+    if _is_missing(value):
+        raise ValueError(
+            f"{name} contains a missing subject ID ({value!r}); every image needs "
+            "the ID of the subject it comes from."
+        )
+    if isinstance(value, (bytes, np.bytes_)):
+        raise TypeError(
+            f"{name} holds bytes ({value!r}); decode the subject IDs to str first "
+            f"(e.g. np.char.decode({name}))."
+        )
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{name} holds booleans ({value!r}); pass subject IDs (e.g. '7', 'H3'), "
+            "not a mask."
+        )
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, numbers.Integral):
+        return "int"
+    if isinstance(value, numbers.Real):
+        if not np.isfinite(value):
+            raise ValueError(
+                f"{name} contains NaN subject IDs (or infinite ones); every image needs the ID of its subject."
+            )
+        return "float"
+    raise TypeError(
+        f"{name} holds a subject ID of type {type(value).__name__} ({value!r}); "
+        "pass strings or integers."
+    )
+
+
+def _check_id_strings(ids, name):
+    """Refuse empty IDs, surrounding spaces and IDs that differ only in case."""
+    seen = {}
+    for sid in ids:
+        if not sid.strip():
+            raise ValueError(
+                f"{name} contains an empty subject ID ({sid!r}); every image needs "
+                "the ID of the subject it comes from."
+            )
+        if sid != sid.strip():
+            raise ValueError(
+                f"{name} contains the subject ID {sid!r} with surrounding whitespace; "
+                f"it would be a different subject from {sid.strip()!r}. Strip the IDs "
+                f"(e.g. np.char.strip({name}))."
+            )
+        other = seen.setdefault(sid.casefold(), sid)
+        if other != sid:
+            raise ValueError(
+                f"{name} contains the subject IDs {other!r} and {sid!r}, which differ "
+                "only in case: they would be two subjects. Write each subject one way."
+            )
+
+
 def check_groups(groups, n_samples, *, name="groups"):
-    """Validate subject IDs (one per image). ``None`` passes through."""
+    """Validate subject IDs (one per image). ``None`` passes through.
+
+    Subject IDs are strings (``"7"``, ``"H3"``) or numbers of one kind.
+    IDs that could silently split one subject in two or merge two subjects
+    are refused: strings mixed with numbers (``7`` and ``"7"`` are equal as
+    text but not as values, and the library compares them both ways),
+    integers mixed with floats (``7`` and ``7.0``), empty strings, IDs with
+    surrounding whitespace (``"7 "``), IDs that differ only in case
+    (``"h3"`` and ``"H3"``), None/NaN/infinite values, bytes and booleans.
+    Valid IDs are returned unchanged.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_samples,) or None
+        Subject IDs.
+    n_samples : int
+        Number of images.
+    name : str, default="groups"
+        Name used in error messages.
+
+    Returns
+    -------
+    groups : ndarray of shape (n_samples,) or None
+
+    Raises
+    ------
+    ValueError
+        Wrong shape or length, missing, empty or ambiguous IDs, mixed kinds.
+    TypeError
+        Bytes, booleans or values that are neither strings nor numbers.
+    """
     if groups is None:
         return None
     groups = np.asarray(groups)
@@ -269,8 +488,46 @@ def check_groups(groups, n_samples, *, name="groups"):
             f"{name} has {groups.shape[0]} subject IDs but X has {n_samples} images; "
             "pass one subject ID per image."
         )
-    if groups.dtype.kind == "f" and not np.isfinite(groups).all():
-        raise ValueError(f"{name} contains NaN subject IDs.")
+    kind = groups.dtype.kind
+    if kind in "iu":
+        return groups
+    if kind == "f":
+        if not np.isfinite(groups).all():
+            raise ValueError(
+                f"{name} contains NaN subject IDs (or infinite ones); every image needs the ID of its subject."
+            )
+        return groups
+    if kind == "U":
+        _check_id_strings(np.unique(groups).tolist(), name)
+        return groups
+    if kind == "S":
+        raise TypeError(
+            f"{name} holds bytes (dtype {groups.dtype}); decode the subject IDs to str "
+            f"first (e.g. np.char.decode({name}))."
+        )
+    if kind == "b":
+        raise TypeError(
+            f"{name} is a boolean array; pass subject IDs (e.g. '7', 'H3'), not a mask."
+        )
+    if kind != "O":
+        raise TypeError(
+            f"{name} has dtype {groups.dtype}; pass subject IDs as strings or integers."
+        )
+    values = groups.tolist()
+    kinds = {}
+    for value in values:
+        kinds.setdefault(_group_kind(value, name), value)
+    if len(kinds) > 1:
+        shown = " and ".join(repr(v) for v in kinds.values())
+        raise ValueError(
+            f"{name} mixes subject IDs of different kinds ({shown}): IDs such as 7 "
+            "and '7' (or 7 and 7.0) are one subject as text and two as values, so "
+            "they would merge in some steps and not in others. Convert them to one "
+            f"type first (e.g. np.asarray({name}).astype(str) if 7 and '7' are the "
+            "same subject)."
+        )
+    if "str" in kinds:
+        _check_id_strings(sorted(set(values)), name)
     return groups
 
 
