@@ -9,7 +9,7 @@ by the support-weighted F1 score over both classes.
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, make_scorer
 
-from ..utils._validation import _cnmc_label_array
+from ..utils._validation import CANCER_LABEL, NORMAL_LABEL, _cnmc_label_array
 
 __all__ = [
     "CANCER_LABEL",
@@ -24,8 +24,6 @@ __all__ = [
     "proba_of_cancer",
 ]
 
-CANCER_LABEL = "all"
-NORMAL_LABEL = "hem"
 
 _LABELS = [NORMAL_LABEL, CANCER_LABEL]
 

@@ -222,7 +222,12 @@ def check_net_input(X, *, name="X"):
 # C-NMC labels: "all" (leukemic blast, cancer) and "hem" (normal cell); the
 # test-set CSV codes them as integers, all = 1, hem = 0.
 _CNMC_NAMES = ("all", "hem")
-_CODE_TO_NAME = {1: "all", 0: "hem"}
+#: The cancer class (leukemic blast) and the normal class (hematogone).
+CANCER_LABEL = "all"
+NORMAL_LABEL = "hem"
+#: The C-NMC integer coding of the labels (test-set CSV, ``labels`` column).
+LABEL_CODES = {1: CANCER_LABEL, 0: NORMAL_LABEL}
+_CODE_TO_NAME = LABEL_CODES
 
 
 def _is_missing(value):
@@ -275,7 +280,7 @@ def _cnmc_label_array(arr, name):
                 f"{name} has integer labels {bad[:5].tolist()}; integer labels must "
                 "follow the C-NMC coding 1 = 'all' (cancer), 0 = 'hem' (normal)."
             )
-        return np.where(codes == 1, "all", "hem").astype(object)
+        return np.where(codes == 1, CANCER_LABEL, NORMAL_LABEL).astype(object)
     if arr.dtype.kind not in "UO":
         raise TypeError(
             f"{name} has dtype {arr.dtype}; pass labels 'all'/'hem' or integers 1/0."
