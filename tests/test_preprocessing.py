@@ -575,3 +575,25 @@ def test_tags():
         tags = est.__sklearn_tags__()
         assert tags.input_tags.two_d_array is False
         assert tags.transformer_tags.preserves_dtype == ["float32"]
+
+
+def test_channel_names_follow_the_stages(rng):
+    from sklearn_leuko.preprocessing import make_preprocessing
+
+    X = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    union = make_preprocessing("od+log_dct").fit(X)
+    names = union.get_feature_names_out().tolist()
+    assert names == [
+        "od__methylene_blue",
+        "od__eosin",
+        "od__residual",
+        "dct__dct_methylene_blue",
+        "dct__dct_eosin",
+        "dct__dct_residual",
+    ]
+    assert len(names) == union.transform(X).shape[1]
+    pipe = make_preprocessing("log_dct").fit(X)
+    assert pipe.get_feature_names_out().tolist()[0] == "dct_methylene_blue"
+    assert make_preprocessing("od", stain_matrix="hed").fit(
+        X
+    ).get_feature_names_out().tolist() == ["hematoxylin", "eosin", "dab"]

@@ -233,6 +233,29 @@ class LogDCT(TransformerMixin, BaseEstimator):
             thresholds=thresholds,
         )
 
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output channels, ``"dct_" + input channel``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Names of the input channels (e.g. a
+            :class:`StainDeconvolution`'s); ``None`` gives ``dct_0``...
+
+        Returns
+        -------
+        names : ndarray of str objects, shape (n_channels_in_,)
+        """
+        check_is_fitted(self)
+        if input_features is None:
+            input_features = [str(i) for i in range(self.n_channels_in_)]
+        elif len(input_features) != self.n_channels_in_:
+            raise ValueError(
+                f"input_features has {len(input_features)} names but LogDCT was "
+                f"fitted on {self.n_channels_in_} channels."
+            )
+        return np.asarray([f"dct_{name}" for name in input_features], dtype=object)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False

@@ -45,6 +45,13 @@ STAIN_MATRICES = {
 }
 
 
+_CHANNEL_NAMES = {
+    "giemsa": ("methylene_blue", "eosin", "residual"),
+    "hed": ("hematoxylin", "eosin", "dab"),
+    "identity": ("od_red", "od_green", "od_blue"),
+}
+
+
 def _check_stain_matrix(stain_matrix):
     """A copy of an explicit 3x3 stain matrix, checked by the SD layer's rules."""
     if isinstance(stain_matrix, str):
@@ -370,6 +377,29 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return StainDeconvolutionModule(self.stain_matrix_, **self._od_params())
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output channels: ``Xt[:, i]`` is channel ``names[i]``.
+
+        The stains of a named matrix (``"giemsa"``: methylene blue, eosin,
+        residual; ``"hed"``: hematoxylin, eosin, DAB; ``"identity"``: the OD
+        of red, green, blue), ``stain0``.. for Macenko or explicit matrices.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored; the input is an RGB image.
+
+        Returns
+        -------
+        names : ndarray of str objects, shape (3,)
+        """
+        check_is_fitted(self)
+        names = _CHANNEL_NAMES.get(
+            self.stain_matrix if isinstance(self.stain_matrix, str) else None,
+            ("stain0", "stain1", "stain2"),
+        )
+        return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

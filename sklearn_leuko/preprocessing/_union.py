@@ -262,6 +262,32 @@ class ChannelUnion(TransformerMixin, _BaseComposition):
             [(name, to_torch_module(t)) for name, t in self.transformers_]
         )
 
+    def get_feature_names_out(self, input_features=None):
+        """Names of the stacked channels, ``"<branch>__<channel>"``.
+
+        Parameters
+        ----------
+        input_features : None
+            Passed to each branch's ``get_feature_names_out``.
+
+        Returns
+        -------
+        names : ndarray of str objects, shape (n_channels,)
+        """
+        check_is_fitted(self)
+        names = []
+        for name, transformer in self.transformers_:
+            if not hasattr(transformer, "get_feature_names_out"):
+                raise AttributeError(
+                    f"branch {name!r} ({type(transformer).__name__}) has no "
+                    "get_feature_names_out."
+                )
+            names.extend(
+                f"{name}__{channel}"
+                for channel in transformer.get_feature_names_out(input_features)
+            )
+        return np.asarray(names, dtype=object)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
