@@ -1,7 +1,7 @@
 """The paper's evaluation protocol: subject-level folds and a held-out test set.
 
-Mourya et al. (2018), section 4: the training subjects are split into four
-folds "at the subject level, i.e., all cells belonging to the same subject are
+Mourya et al. (2018), sections 3 and 5: the training subjects are split into
+four folds "at the subject level, i.e., all cells belonging to the same subject are
 placed in the same fold"; a test set of other subjects is kept apart; "models
 resulting from best validation set accuracy were used on the test set"; the
 hybrids Stage-3 and Stage-3C fuse the features of the *trained* Stage-1 and
@@ -362,7 +362,7 @@ def run_protocol(
 ):
     """Evaluate the paper's stages with subject-level folds and a test set.
 
-    The protocol of Mourya et al. (2018, section 4):
+    The protocol of Mourya et al. (2018, sections 3 to 5):
 
     1. ``test_subjects`` subjects are held out as the test set (chosen at
        random, stratified by the subjects' class; see

@@ -1,6 +1,7 @@
 """Activation functions of the Basic Network: ReLU, PReLU and P-TELU.
 
-The paper (Section 4, "Stage-1 PTelu / PRelu" rows of Table 2) swaps the ReLU
+The paper (section 5, the "Stage-1 PTelu / PRelu" and "Stage-2C PTelu /
+PRelu" rows of Table 1) swaps the ReLU
 of the Basic Network for PReLU (He et al., 2015) or P-TELU (Duggal & Gupta,
 2017) to test whether a learnable activation helps.
 """
@@ -64,7 +65,7 @@ class PTELU(nn.Module):
        Unit Activation for Deep Neural Networks", ICCV Workshops 2017.
     .. [2] Mourya et al., "LeukoNet: DCT-based CNN architecture for the
        classification of normal versus leukemic blasts in B-ALL cancer",
-       arXiv:1810.07961, Table 2.
+       arXiv:1810.07961, section 5 and Table 1.
 
     Examples
     --------

@@ -60,8 +60,9 @@ def _check_sigma_range(blur_sigma):
 class ImageAugmenter(nn.Module):
     """Random rotation, shear, flips and Gaussian blur of a batch of images.
 
-    The augmentations of the LeukoNet training recipe ("w/ aug" rows of
-    Mourya et al., Table 2; the same lab's successor SDCT-AuxNet uses
+    The augmentations of the LeukoNet training recipe (Mourya et al. 2018,
+    section 3: rotation, flips, shear in [-20, 20] degrees, Gaussian blur
+    sigma in [0, 0.75]; the "w/ aug" rows of Tables 1 and 2; the same lab's successor SDCT-AuxNet uses
     rotation, flips, shear 20 degrees and Gaussian blur with sigma in
     [0, 0.75]), run with :mod:`kornia` on the whole batch, on whatever device
     the batch lives:
@@ -112,7 +113,8 @@ class ImageAugmenter(nn.Module):
 
     References
     ----------
-    .. [1] Mourya et al., "LeukoNet", arXiv:1810.07961, Section 4, Table 2.
+    .. [1] Mourya et al., "LeukoNet", arXiv:1810.07961, sections 3 and 5,
+       Tables 1 and 2.
     .. [2] E. Riba et al., "Kornia: an Open Source Differentiable Computer
        Vision Library for PyTorch", WACV 2020.
 

@@ -28,7 +28,7 @@ class BilinearPool(nn.Module):
     i.e. the outer product of the feature vector with itself at every position,
     averaged over positions (Lin et al., 2015, Section 3), followed by the
     signed square root and L2 normalisation of B-CNN. LeukoNet (Mourya et al.,
-    Section 3, Fig. 1) uses it instead of average pooling after the last
+    2018, section 4, Fig. 1) uses it instead of average pooling after the last
     convolution of the Basic Network.
 
     With ``reduced_channels`` set, a 1x1 convolution first maps the
@@ -65,7 +65,7 @@ class BilinearPool(nn.Module):
     ----------
     .. [1] T.-Y. Lin, A. RoyChowdhury and S. Maji, "Bilinear CNN Models for
        Fine-grained Visual Recognition", ICCV 2015.
-    .. [2] Mourya et al., "LeukoNet", arXiv:1810.07961, Section 3.
+    .. [2] Mourya et al., "LeukoNet", arXiv:1810.07961, section 4.
 
     Examples
     --------

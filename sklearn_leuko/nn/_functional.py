@@ -331,7 +331,7 @@ def log_dct(od, *, energy=0.95, log_rule="paper", scale=1.0, thresholds=None):
     set to 1, whose log is 0. Then
 
     - ``log_rule="paper"``: :math:`\operatorname{sign}(c)\,\log_{10}\max(|c|, 1)`.
-      The paper's sign-keeping log10 (Mourya et al., Section 3.2); the
+      The paper's sign-keeping log10 (Mourya et al. 2018, section 4); the
       ``max(|c|, 1)`` guard maps kept coefficients below 1 to 0 instead of
       flipping their sign;
     - ``log_rule="log1p"``: :math:`\operatorname{sign}(c)\,\log_{10}(1 + |c|)`

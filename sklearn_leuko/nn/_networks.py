@@ -49,7 +49,7 @@ def _conv_block(in_channels, out_channels, activation, batch_norm=True):
 class BasicNetwork(nn.Module):
     """The Basic Network of LeukoNet: strided stem, 5 conv blocks, bilinear pooling.
 
-    Mourya et al. (Section 3, Fig. 1): "a strided convolutional layer at the
+    Mourya et al. (2018, section 4, Fig. 1): "a strided convolutional layer at the
     front end followed by 5 convolutional layers with batch-norm, maxpool and
     ReLU", then bilinear pooling (B-CNN) of the last feature map and one linear
     layer for classification. The layer widths and the stem kernel are not
@@ -100,7 +100,7 @@ class BasicNetwork(nn.Module):
     ----------
     .. [1] Mourya et al., "LeukoNet: DCT-based CNN architecture for the
        classification of normal versus leukemic blasts in B-ALL cancer",
-       arXiv:1810.07961, Section 3 and Fig. 1.
+       arXiv:1810.07961, section 4 and Fig. 1.
     .. [2] T.-Y. Lin, A. RoyChowdhury and S. Maji, "Bilinear CNN Models for
        Fine-grained Visual Recognition", ICCV 2015.
 
@@ -231,7 +231,7 @@ class VGG11(nn.Module):
     connected layers of the original are replaced by global average pooling
     and one linear layer, so the network works at any input size and the
     penultimate features have ``widths[-1]`` values. Mourya et al. report
-    VGG-11 as their first baseline (Table 2). Weights are randomly
+    VGG-11 as their first baseline (section 5, "OD w/ VGG 11" in Table 1). Weights are randomly
     initialised; nothing is downloaded.
 
     Parameters
@@ -259,7 +259,7 @@ class VGG11(nn.Module):
     ----------
     .. [1] K. Simonyan and A. Zisserman, "Very Deep Convolutional Networks for
        Large-Scale Image Recognition", ICLR 2015.
-    .. [2] Mourya et al., "LeukoNet", arXiv:1810.07961, Table 2.
+    .. [2] Mourya et al., "LeukoNet", arXiv:1810.07961, section 5 and Table 1.
 
     Examples
     --------

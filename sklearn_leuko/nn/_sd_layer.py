@@ -56,7 +56,7 @@ class SDLayer(nn.Module):
     ``inv(stain_matrix)`` and learnable by default, followed by ``tanh`` as in Duggal et al. (2017),
     where the layer sits right after the input and its 9 numbers are trained
     with the rest of the network. LeukoNet appends it at the beginning of the
-    Basic Network (Stage-1, Mourya et al., Section 3).
+    Basic Network (Stage-1, Mourya et al. 2018, section 4).
 
     Parameters
     ----------
@@ -84,7 +84,7 @@ class SDLayer(nn.Module):
        MICCAI 2017.
     .. [2] A. C. Ruifrok and D. A. Johnston, "Quantification of histochemical
        staining by color deconvolution", Anal. Quant. Cytol. Histol., 2001.
-    .. [3] Mourya et al., "LeukoNet", arXiv:1810.07961, Section 3.
+    .. [3] Mourya et al., "LeukoNet", arXiv:1810.07961, section 4.
 
     Examples
     --------

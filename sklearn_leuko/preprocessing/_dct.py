@@ -25,7 +25,7 @@ __all__ = ["LogDCT"]
 class LogDCT(TransformerMixin, BaseEstimator):
     r"""Energy-thresholded, sign-preserving log10 of the 2-D DCT.
 
-    LeukoNet's Stage-2 input (Mourya et al. 2018, Section 3.2): per image and
+    LeukoNet's Stage-2 input (Mourya et al. 2018, section 4): per image and
     channel, the orthonormal 2-D DCT-II of the optical density (equal to
     ``scipy.fft.dctn(x, type=2, norm="ortho")``); the largest-magnitude
     coefficients that together hold ``energy`` of the channel's energy

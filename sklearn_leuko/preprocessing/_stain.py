@@ -160,7 +160,7 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
     :math:`c = o\,S^{-1}`, where the rows of the stain matrix :math:`S` are
     the OD vectors of the stains (Ruifrok and Johnston 2001). This is the
     SD-Layer of Duggal et al. (2017), used by LeukoNet as its first layer
-    (Mourya et al. 2018, Section 3.1), with a fixed instead of a learnt
+    (Mourya et al. 2018, section 4), with a fixed instead of a learnt
     matrix and without the ``tanh``.
 
     The OD follows the SD-Layer rule by default (``OD = -log10(I / 255)``,
