@@ -35,7 +35,7 @@ def load_data(args, console):
 
         root = check_data_path(args)
         console.info(f"Reading C-NMC images under {root} ...")
-        data = load_cnmc(root, image_size=args.image_size)
+        data = load_cnmc(root, image_size=args.image_size, center=args.center)
         source = f"C-NMC images from {root}"
     groups = data.groups.astype(str)
     target = data.target.astype(str)

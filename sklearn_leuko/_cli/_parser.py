@@ -123,10 +123,12 @@ def _add_data(parser):
         type=_positive_int,
         metavar="PX",
         help="image side in pixels. Synthetic data: the generated size "
-        f"(default {SYNTHETIC_DEFAULTS['image_size']}). --data: centre crop or pad "
-        "every image to this size (e.g. 350 as in the paper; default: the images' "
-        "own size, which must then be the same for all)",
+        f"(default {SYNTHETIC_DEFAULTS['image_size']}). --data: crop or pad every "
+        "image to this size around its cell's centroid (see --center; e.g. 350 as in "
+        "the paper; default: the images' own size, which must then be the same for "
+        "all)",
     )
+    _add_center(group)
     group.add_argument(
         "--n-subjects",
         type=_positive_int,
@@ -160,6 +162,17 @@ def _add_data(parser):
         help="random seed of the synthetic data, the test subjects, the folds and "
         "the networks; the same seed gives the same results on CPU (default: "
         "%(default)s)",
+    )
+
+
+def _add_center(group):
+    group.add_argument(
+        "--center",
+        choices=("centroid", "image"),
+        default="centroid",
+        help="when an image is cropped or padded to the size: put the centroid of "
+        "its cell (non-black pixels) at the centre, as the paper's 350x350 canvas "
+        "does, or keep the image centre (default: %(default)s)",
     )
 
 
@@ -384,10 +397,11 @@ def build_parser():
         description="Classify every image (.bmp, .png, .jpg, .tif) of a folder "
         "with a model saved by 'train' and write one CSV row per image: "
         "filename, predicted label ('all' or 'hem'), probability of 'all'. "
-        "Images of another size than the model's input are centre cropped or "
-        "padded with black to it (a note says how many).",
+        "Images of another size than the model's input are cropped or padded "
+        "with black to it around their cell's centroid (a note says how many).",
     )
     group = predict.add_argument_group("prediction")
+    _add_center(group)
     group.add_argument(
         "--model",
         required=True,

@@ -84,8 +84,9 @@ def cmd_predict(args, console):
         console.info(
             f"Note: {resized} of {len(paths)} images "
             f"{'is' if resized == 1 else 'are'} not {width}x{height} px; "
-            f"{'it is' if resized == 1 else 'they are'} centre cropped or padded with "
-            f"black to {width}x{height} px, the model's input size."
+            f"{'it is' if resized == 1 else 'they are'} cropped or padded with black "
+            f"to {width}x{height} px, the model's input size, around "
+            + ("the cell's centroid." if args.center == "centroid" else "the centre.")
         )
 
     counts = {CANCER_LABEL: 0, NORMAL_LABEL: 0}
@@ -97,7 +98,7 @@ def cmd_predict(args, console):
         try:
             for start in range(0, len(paths), args.batch_size):
                 chunk = paths[start : start + args.batch_size]
-                images = read_images(chunk, image_size=height)
+                images = read_images(chunk, image_size=height, center=args.center)
                 p_all = proba_of_cancer(model.predict_proba(images), classes)
                 for path, p in zip(chunk, p_all, strict=True):
                     label = CANCER_LABEL if p >= 0.5 else NORMAL_LABEL
