@@ -197,7 +197,8 @@ class LeukoNetClassifier(
         Class labels, e.g. ``array(['all', 'hem'])``.
     net_ : skorch.NeuralNetClassifier
         The trained skorch net; ``net_.history`` is the training history.
-        It holds no reference to the training data.
+        It holds no reference to the training data and no optimizer state
+        (no ``partial_fit`` is offered; a resumed fit uses the checkpoint's).
     preprocessing_ : transformer or None
         The fitted preprocessing transformer.
     module_spec_ : dict
