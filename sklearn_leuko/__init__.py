@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "LeukoNetClassifier": "sklearn_leuko._classifier",
     "CellLevelSplitWarning": "sklearn_leuko._classifier",
+    "InnerSplitWarning": "sklearn_leuko._classifier",
     "FeatureFusionClassifier": "sklearn_leuko.ensemble",
     "make_stage": "sklearn_leuko._stages",
     "STAGES": "sklearn_leuko._registry",

@@ -17,6 +17,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn_leuko import (
     FeatureFusionClassifier,
     LeukoNetClassifier,
+    load_safetensors,
     make_stage,
 )
 from sklearn_leuko import metrics as M
@@ -396,6 +397,29 @@ OPTION_CASES = {
         _fit_clf(device="gpu"),
         ValueError,
         r"device='gpu'.*'auto', 'cpu' or 'cuda'",
+    ),
+    # Devices torch knows but cannot use here: before, a raw RuntimeError in
+    # the first batch (issue 14).
+    "LeukoNetClassifier(device='mps')": (
+        _fit_clf(device="mps"),
+        ValueError,
+        r"device='mps' cannot be used: MPS is not available.*device='cpu'",
+    ),
+    "LeukoNetClassifier(device='meta')": (
+        _fit_clf(device="meta"),
+        ValueError,
+        r"device='meta' cannot be used: 'meta' tensors hold no data",
+    ),
+    "LeukoNetClassifier(device='cuda:99')": (
+        _fit_clf(device="cuda:99"),
+        ValueError,
+        r"device='cuda:99' cannot be used: (CUDA is not available|this machine has \d+ "
+        r"CUDA device)",
+    ),
+    "load_safetensors(device='mps')": (
+        lambda tiny_cells: load_safetensors("m.safetensors", device="mps"),
+        ValueError,
+        r"device='mps' cannot be used",
     ),
     "LeukoNetClassifier(mixed_precision='yes')": (
         _fit_clf(mixed_precision="yes"),

@@ -1,5 +1,6 @@
 """LeukoNetClassifier: fitting, prediction, augmentation gating, inner split, pickling."""
 
+import io
 import pickle
 import subprocess
 import sys
@@ -12,9 +13,10 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
+from torch.utils.data import Dataset
 
-from sklearn_leuko import LeukoNetClassifier
-from sklearn_leuko._classifier import CellLevelSplitWarning
+from sklearn_leuko import LeukoNetClassifier, make_stage
+from sklearn_leuko._classifier import CellLevelSplitWarning, InnerSplitWarning
 from sklearn_leuko._classifier._datapath import ImageBatchDataset
 
 TINY = dict(widths=(4, 4, 8, 8, 8, 8), max_epochs=2, batch_size=16, verbose=0)
@@ -465,6 +467,35 @@ def test_fitted_model_holds_no_training_images(tiny_cells):
     assert len(blob) < X.nbytes  # 60 cells of 32x32 RGB are larger than the net
 
 
+def test_fitted_model_keeps_no_optimizer_state_and_one_module(tiny_cells):
+    """No partial_fit is offered, so Adam's two tensors per weight are dropped
+    after fit (resuming uses the checkpoint's copy); skorch's module and
+    module_ are one object, so the weights are pickled once."""
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **TINY)
+    clf.fit(X, y, groups=g)
+    assert len(clf.net_.optimizer_.state) == 0
+    assert clf.net_.module is clf.net_.module_
+    for _, callback in clf.net_.callbacks_:
+        held = [
+            v for v in vars(callback).values() if isinstance(v, (np.ndarray, Dataset))
+        ]
+        assert not held, callback
+    n_weights = sum(t.numel() for t in clf.net_.module_.state_dict().values())
+    assert len(pickle.dumps(clf)) < 2 * 4 * n_weights + 200_000
+
+
+def test_fitted_fusion_holds_no_training_images(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    X = np.random.default_rng(1).integers(0, 256, X.shape, dtype=np.uint8)
+    stage = make_stage("3C", random_state=0, **TINY).fit(X, y, groups=g)
+    buffer = io.BytesIO()
+    joblib.dump(stage, buffer)
+    blob = buffer.getvalue()
+    for i in range(len(X)):
+        assert X[i, 10, :].tobytes() not in blob
+
+
 def test_build_module_and_build_net_rebuild_the_fitted_net(tiny_cells):
     X, y, g = _data(tiny_cells)
     clf = LeukoNetClassifier(preprocessing="od", random_state=0, **TINY)
@@ -617,3 +648,27 @@ def test_old_pickles_keep_the_fixed_deconvolution(tiny_cells):
     old.__setstate__(state)
     assert old.stain_layer == "fixed"
     np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+
+
+def test_inner_split_holds_every_class_on_both_sides(tiny_cells):
+    """tiny_cells has 4 'hem' subjects for 5 folds: the first fold often had no
+    'hem' subject, and the best epoch was chosen on 'all' cells alone."""
+    X, y, g = _data(tiny_cells)
+    clf = LeukoNetClassifier(validation_fraction=0.2)
+    clf.classes_ = np.array(["all", "hem"])
+    y_enc = np.where(y == "all", 0, 1)
+    for seed in range(20):
+        train, valid = clf._inner_split(y_enc, g, np.random.RandomState(seed))
+        assert set(y_enc[valid]) == set(y_enc[train]) == {0, 1}, seed
+        assert set(g[train]).isdisjoint(g[valid])
+
+
+def test_no_split_with_every_class_trains_on_everything_and_warns(tiny_cells):
+    X, y, g = _data(tiny_cells)
+    hem_subjects = np.unique(g[y == "hem"])
+    keep = (y == "all") | (g == hem_subjects[0])  # a single 'hem' subject
+    clf = LeukoNetClassifier(preprocessing="od", random_state=0, **TINY)
+    with pytest.warns(InnerSplitWarning, match=r"'hem': 1.*keeps the last epoch"):
+        clf.fit(X[keep], y[keep], groups=g[keep])
+    assert clf.best_epoch_ is None
+    assert "valid_acc" not in clf.history_[-1]

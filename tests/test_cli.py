@@ -47,8 +47,10 @@ def test_cv_prints_table_and_writes_files(tmp_path):
         *TINY_DATA,
         "--image-size",
         "65",  # the smallest with a 2x2 last feature map: no warning
+        # Every training fold holds 2+ subjects of each class, so each network's
+        # inner validation split holds both classes (no InnerSplitWarning).
         "--n-subjects",
-        "10",
+        "16",
         *TINY_NETS,
         "--folds",
         "2",
@@ -81,8 +83,8 @@ def test_cv_prints_table_and_writes_files(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     with open(out / "predictions.csv") as handle:
         predictions = list(csv.DictReader(handle))
-    # 10 subjects x 4 cells, every cell predicted once per stage
-    assert len(predictions) == 2 * 40
+    # 16 subjects x 4 cells, every cell predicted once per stage
+    assert len(predictions) == 2 * 64
     assert str(out / "table2.csv") in proc.stdout or "table2.csv" in proc.stdout
 
 
@@ -91,7 +93,7 @@ def test_warnings_are_shown_once_on_one_line(tmp_path):
         "cv",
         *TINY_DATA,
         "--n-subjects",
-        "10",
+        "16",
         *TINY_NETS,
         "--folds",
         "2",
@@ -282,3 +284,70 @@ def test_help_lists_every_subcommand_and_explains_every_option(capsys):
             assert action.help, f"{name} {action.option_strings} has no help"
         assert main([name, "--help"]) == 0
         assert "--debug" in capsys.readouterr().out
+
+
+# ------------------------------------------- training that cannot be trusted
+def _no_data_loading(monkeypatch):
+    from sklearn_leuko._cli import _common
+
+    def load_data(*args, **kwargs):
+        raise AssertionError("the data were read before the options were checked")
+
+    monkeypatch.setattr(_common, "load_data", load_data)
+    import sklearn_leuko._cli._train as train_module
+
+    monkeypatch.setattr(train_module, "load_data", load_data)
+
+
+def test_diverged_training_exits_1_and_writes_no_model(tmp_path, capsys):
+    model = tmp_path / "model.joblib"
+    args = ["train", "--stage", "1", *TINY_DATA, *TINY_NETS, "--lr", "1e6"]
+    assert main([*args, "--model", str(model), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "lower the learning rate" in err
+    assert not model.exists()
+
+
+def test_checkpoint_dir_of_another_run_is_refused_before_reading_data(
+    tmp_path, capsys, monkeypatch
+):
+    checkpoint = tmp_path / "ckpt"
+    (checkpoint / "stage1").mkdir(parents=True)
+    (checkpoint / "stage1" / "checkpoint.pt").write_bytes(b"a run's checkpoint")
+    _no_data_loading(monkeypatch)
+    argv = ["train", "--stage", "3C", "--checkpoint-dir", str(checkpoint)]
+    assert main([*argv, "--model", str(tmp_path / "m.joblib")]) == 1
+    err = capsys.readouterr().err
+    assert "already holds checkpoints" in err and "--resume" in err
+    assert (
+        checkpoint / "stage1" / "checkpoint.pt"
+    ).read_bytes() == b"a run's checkpoint"
+
+
+def test_unwritable_checkpoint_dir_is_refused_before_reading_data(
+    tmp_path, capsys, monkeypatch
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    _no_data_loading(monkeypatch)
+    argv = ["cv", "--checkpoint-dir", str(blocker / "ckpt")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "--checkpoint-dir" in err and "a-file" in err
+
+
+def test_inner_split_without_both_classes_is_reported_not_scored(tmp_path, capsys):
+    """4 subjects, one of them healthy: no inner split holds both classes. Before:
+    'accuracy 0.00%' on 'all' cells alone, and exit 0 without a word."""
+    model = tmp_path / "model.joblib"
+    data = ["--n-subjects", "4", "--cells-per-subject", "4", "--image-size", "24"]
+    argv = ["train", "--stage", "1", *data, *TINY_NETS, "--model", str(model)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "InnerSplitWarning" in captured.err
+    assert "pass more subjects of each class" in captured.err
+    assert "no held-out accuracy" in captured.out
+    assert (
+        "accuracy 0.00%" not in captured.out and "% on the held-out" not in captured.out
+    )
+    assert model.exists()

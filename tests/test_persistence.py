@@ -2,8 +2,13 @@
 
 import io
 import json
+import os
 import pickle
 import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -31,6 +36,7 @@ from sklearn_leuko import (
 from sklearn_leuko._persistence import FORMAT, FORMAT_VERSION
 from sklearn_leuko.preprocessing import ChannelUnion, LogDCT, StainDeconvolution
 
+DATA = Path(__file__).parent / "data"
 WIDTHS = (4, 4, 8, 8, 8, 8)
 TINY = dict(max_epochs=1, batch_size=16, verbose=0, random_state=0)
 
@@ -66,6 +72,20 @@ def _roundtrip(estimator, tmp_path, name="model.safetensors"):
     path = tmp_path / name
     save_safetensors(estimator, path)
     return load_safetensors(path), path
+
+
+def _rewrite(path, edit):
+    """Edit a saved file (``edit(metadata, tensors)`` changes them in place) and
+    store it with a matching digest, as a careful forger would: the schema, not
+    the digest, must catch what the edit broke."""
+    from sklearn_leuko._persistence._schema import file_digest
+
+    with safe_open(path, framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    edit(metadata, tensors)
+    metadata["digest"] = file_digest(metadata, tensors)
+    save_file(tensors, path, metadata=metadata)
 
 
 def _assert_same_predictions(original, loaded, X):
@@ -350,14 +370,12 @@ def test_weights_that_do_not_fit_the_network_are_refused(stages, tmp_path):
     error, never a network with partly initial weights."""
     path = tmp_path / "m.safetensors"
     save_safetensors(stages["1"], path)
-    with safe_open(path, framework="pt") as handle:
-        metadata = handle.metadata()
-        tensors = {
-            k: handle.get_tensor(k)
-            for k in handle.keys()
-            if not k.endswith("classifier.weight")
-        }
-    save_file(tensors, path, metadata=metadata)
+
+    def drop_classifier_weight(metadata, tensors):
+        (key,) = [k for k in tensors if k.endswith("classifier.weight")]
+        del tensors[key]
+
+    _rewrite(path, drop_classifier_weight)
     with pytest.raises(
         ValueError, match=r"stored weights of estimator\.steps.*do not fit"
     ):
@@ -368,13 +386,14 @@ def test_unknown_class_in_file_is_refused(stages, tmp_path):
     """A crafted file cannot make the loader instantiate arbitrary classes."""
     path = tmp_path / "m.safetensors"
     save_safetensors(stages["1"], path)
-    with safe_open(path, framework="pt") as handle:
-        metadata = handle.metadata()
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    metadata["config"] = metadata["config"].replace(
-        '"sklearn.pipeline.Pipeline"', '"os.system"', 1
-    )
-    save_file(tensors, path, metadata=metadata)
+
+    def os_system(metadata, tensors):
+        metadata["config"] = metadata["config"].replace(
+            '"sklearn.pipeline.Pipeline"', '"os.system"', 1
+        )
+        metadata["estimator"] = "os.system"
+
+    _rewrite(path, os_system)
     with pytest.raises(
         ValueError, match="'os.system', which is not one of the classes"
     ):
@@ -396,3 +415,335 @@ def test_joblib_file_from_other_version_warns(stages, monkeypatch):
         UserWarning, match=f"saved with sklearn-leuko {saved}.*save_safetensors"
     ):
         joblib.load(buffer)
+
+
+# ------------------------------------------------ the schema of model files
+def _edit_config(path, change, *, redigest=True):
+    """Apply ``change(config_tree)`` to the file's JSON config: in place, or by
+    returning ``_Replace(new_tree)``."""
+
+    def edit(metadata, tensors):
+        tree = json.loads(metadata["config"])
+        out = change(tree)
+        metadata["config"] = json.dumps(out.tree if isinstance(out, _Replace) else tree)
+
+    if redigest:
+        _rewrite(path, edit)
+    else:
+        with safe_open(path, framework="pt") as handle:
+            metadata = handle.metadata()
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        edit(metadata, tensors)
+        save_file(tensors, path, metadata=metadata)
+
+
+class _Replace:
+    def __init__(self, tree):
+        self.tree = tree
+
+
+def _net_node(tree):
+    """The LeukoNetClassifier node of a stage-1/vgg11 Pipeline config."""
+    return tree["params"]["steps"][0]["__tuple__"][1]
+
+
+def _set(node_path, value):
+    def change(tree):
+        node = _net_node(tree)
+        *parents, last = node_path
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return change
+
+
+def _delete(node_path):
+    def change(tree):
+        node = _net_node(tree)
+        *parents, last = node_path
+        for key in parents:
+            node = node[key]
+        del node[last]
+
+    return change
+
+
+_STR2 = {"__strarray__": ["all", "hem"], "dtype": "<U3", "shape": [2]}
+
+BAD_CONFIGS = {
+    "config null": (lambda tree: _Replace(None), "config: must be an estimator object"),
+    "config 5": (lambda tree: _Replace(5), "config: must be an estimator object"),
+    "missing params": (
+        lambda tree: tree.pop("params") and None,
+        r"config estimator: the key 'params' is missing",
+    ),
+    "missing a parameter": (
+        _delete(["params", "widths"]),
+        r"steps\[0\]\[1\]\.params: the parameters \['widths'\] are missing",
+    ),
+    "unknown parameter": (
+        _set(["params", "mystery"], 1),
+        r"params\.mystery: LeukoNetClassifier has no parameter 'mystery'",
+    ),
+    "wrong type": (
+        _set(["params", "lr"], "fast"),
+        r"params\.lr: The 'lr' parameter of LeukoNetClassifier must be",
+    ),
+    "huge number": (
+        _set(["params", "max_epochs"], 1e400),
+        r"params\.max_epochs: The 'max_epochs' parameter",
+    ),
+    "unknown architecture": (
+        _set(["params", "architecture"], "resnet"),
+        r"params\.architecture: The 'architecture' parameter",
+    ),
+    "method shadowed": (
+        _set(["state", "predict_proba"], "x"),
+        r"state\.predict_proba: LeukoNetClassifier has no fitted attribute "
+        "'predict_proba'",
+    ),
+    "property shadowed": (
+        _set(["state", "history_"], []),
+        r"state\.history_: LeukoNetClassifier has no fitted attribute",
+    ),
+    "missing fitted attribute": (
+        _delete(["state", "input_shape_"]),
+        r"state: the fitted attributes \['input_shape_'\] are missing",
+    ),
+    "classes_ not unique": (
+        _set(["state", "classes_", "__strarray__"], ["all", "all"]),
+        r"state\.classes_: labels must be unique",
+    ),
+    "classes_ swapped": (
+        lambda tree: (
+            [
+                _set(["state", "classes_", "__strarray__"], ["hem", "all"])(tree),
+                _set(
+                    ["state", "_label_encoder", "state", "classes_", "__strarray__"],
+                    ["hem", "all"],
+                )(tree),
+            ]
+            and None
+        ),
+        r"state\._label_encoder\.state\.classes_: labels must be in sorted order",
+    ),
+    "classes_ of another length": (
+        lambda tree: (
+            [
+                _set(
+                    ["state", "classes_"],
+                    {**_STR2, "__strarray__": ["a", "b", "c"], "shape": [3]},
+                )(tree),
+                _set(
+                    ["state", "_label_encoder", "state", "classes_"],
+                    {**_STR2, "__strarray__": ["a", "b", "c"], "shape": [3]},
+                )(tree),
+            ]
+            and None
+        ),
+        r"classifier\.weight of shape \(3, 64\).*stores shape \(2, 64\)",
+    ),
+    "string array dtype": (
+        _set(["state", "classes_", "dtype"], "<U999999999"),
+        r"state\.classes_: unsupported string dtype",
+    ),
+    "input_shape_": (
+        _set(["state", "input_shape_"], {"__tuple__": [32, 32, "x"]}),
+        r"state\.input_shape_: must be 3 positive ints",
+    ),
+    "module_spec_": (
+        _set(["state", "module_spec_", "__dict__"], [["in_channels", 3]]),
+        r"state\.module_spec_: must be an object with exactly the keys",
+    ),
+    "preprocessing_ of another kind": (
+        _set(["params", "preprocessing"], "log_dct"),
+        r"state\.preprocessing_: a fitted StainDeconvolution that is not the "
+        "preprocessing='log_dct'",
+    ),
+    "dangling reference": (
+        _set(["state", "preprocessing_"], {"__ref__": "estimator.nowhere"}),
+        r"state\.preprocessing_: dangling reference",
+    ),
+    "unknown tag": (
+        _set(["state", "best_epoch_"], {"__pickle__": "cos\nsystem"}),
+        r"state\.best_epoch_: unexpected JSON object",
+    ),
+    "best epoch beyond the history": (
+        _set(["state", "best_epoch_"], 99),
+        r"state\.best_epoch_: 99 but the history has 1 epochs",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_config_that_breaks_the_schema_is_one_value_error(case, stages, tmp_path):
+    """Every violation: one ValueError naming the file and the field (issue 14)."""
+    change, match = BAD_CONFIGS[case]
+    path = tmp_path / "bad.safetensors"
+    save_safetensors(stages["1"], path)
+    _edit_config(path, change)
+    with pytest.raises(ValueError, match=match) as info:
+        load_safetensors(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        (
+            "format_version",
+            "abc",
+            "metadata format_version: 'abc' is not a whole number",
+        ),
+        ("format_version", "0", "versions start at 1"),
+        ("config", "[" * 100_000 + "]" * 100_000, "nested more than 64 levels"),
+        ("config", "{not json", "metadata config: not JSON"),
+        ("estimator", "sklearn_leuko.LeukoNetClassifier", "disagrees with the config"),
+    ],
+)
+def test_bad_metadata_is_one_value_error(key, value, match, stages, tmp_path):
+    path = tmp_path / "bad.safetensors"
+    save_safetensors(stages["1"], path)
+    _rewrite(path, lambda metadata, tensors: metadata.__setitem__(key, value))
+    with pytest.raises(ValueError, match=match) as info:
+        load_safetensors(path)
+    assert str(path) in str(info.value)
+
+
+def test_vgg_file_with_another_architecture_is_refused(stages, tmp_path):
+    """Before, any architecture but 'basic' was silently built as VGG-11."""
+    path = tmp_path / "vgg.safetensors"
+    save_safetensors(stages["vgg11"], path)
+    _edit_config(path, _set(["params", "architecture"], "basic"))
+    with pytest.raises(ValueError, match=r"params: they do not describe a network"):
+        load_safetensors(path)
+
+
+def test_edited_file_fails_its_digest(stages, tmp_path):
+    """Swapped labels are caught twice: by the digest and by the sorted-labels rule."""
+    path = tmp_path / "m.safetensors"
+    save_safetensors(stages["1"], path)
+    _edit_config(
+        path,
+        _set(["state", "classes_", "__strarray__"], ["hem", "all"]),
+        redigest=False,
+    )
+    with pytest.raises(ValueError, match="changed after save_safetensors wrote it"):
+        load_safetensors(path)
+
+
+def test_non_finite_weights_are_refused(stages, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_safetensors(stages["1"], path)
+
+    def poison(metadata, tensors):
+        key = next(k for k in tensors if k.endswith("classifier.weight"))
+        tensors[key] = tensors[key].clone()
+        tensors[key][0, 0] = float("nan")
+
+    _rewrite(path, poison)
+    with pytest.raises(ValueError, match=r"classifier\.weight' holds NaN or infinite"):
+        load_safetensors(path)
+
+
+def test_tensor_that_belongs_to_nothing_is_refused(stages, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_safetensors(stages["1"], path)
+    _rewrite(path, lambda m, t: t.__setitem__("smuggled", torch.zeros(3)))
+    with pytest.raises(ValueError, match="'smuggled' belongs to no part of the model"):
+        load_safetensors(path)
+
+
+_HUGE_WIDTHS_CHILD = """
+import json, sys, time
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from sklearn_leuko import load_safetensors
+from sklearn_leuko._persistence._schema import file_digest
+
+path = sys.argv[1]
+load_safetensors(path)  # imports everything the loader needs, before measuring
+with safe_open(path, framework="pt") as handle:
+    metadata = handle.metadata()
+    tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+tree = json.loads(metadata["config"])
+tree["params"]["steps"][0]["__tuple__"][1]["params"]["widths"] = {"__tuple__": [4096] * 6}
+metadata["config"] = json.dumps(tree)
+metadata["digest"] = file_digest(metadata, tensors)
+save_file(tensors, path, metadata=metadata)
+
+def peak_kib():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
+
+before, start = peak_kib(), time.perf_counter()
+try:
+    load_safetensors(path)
+    message = "loaded"
+except ValueError as exc:
+    message = str(exc)
+print(json.dumps({"seconds": time.perf_counter() - start,
+                  "extra_peak_mib": (peak_kib() - before) / 1024,
+                  "message": message}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_huge_widths_are_refused_before_anything_is_allocated(stages, tmp_path):
+    """A small file whose config claims widths=[4096]*6 (3.4 GB of weights) is
+    refused from the stored shapes, without building that network (issue 14)."""
+    path = tmp_path / "huge.safetensors"
+    save_safetensors(stages["1"], path)
+    assert path.stat().st_size < 100_000
+    out = subprocess.run(
+        [sys.executable, "-c", _HUGE_WIDTHS_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "shape mismatch" in result["message"]
+    assert "of shape (4096, 3, 5, 5)" in result["message"]
+    assert str(path) in result["message"]
+    assert result["extra_peak_mib"] < 50  # the network would take 3,400 MiB
+    assert result["seconds"] < 30  # generous: ~0.1 s on a quiet machine
+
+
+def test_format_v1_file_still_loads_with_identical_predictions():
+    """A stage-3C file written by the first format version (module spec in the
+    net node, no digest) loads and predicts exactly as when it was saved."""
+    expected = np.load(DATA / "format_v1_stage3c_expected.npz")
+    model = load_safetensors(DATA / "format_v1_stage3c.safetensors")
+    assert_array_equal(model.predict_proba(expected["images"]), expected["proba"])
+
+
+def test_saved_files_are_readable_by_others(stages, tmp_path):
+    """0644 under the usual umask, like joblib files, not mkstemp's 0600."""
+    from sklearn_leuko import save_model
+
+    old = os.umask(0o022)
+    try:
+        save_safetensors(stages["1"], tmp_path / "a.safetensors")
+        save_model(stages["1"], tmp_path / "b.joblib")
+        save_model(stages["1"], tmp_path / "c.safetensors")
+    finally:
+        os.umask(old)
+    for name in ("a.safetensors", "b.joblib", "c.safetensors"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_bad_target_path_is_reported_with_the_target_name(stages, tmp_path):
+    target = tmp_path / "no-such-folder" / "m.safetensors"
+    with pytest.raises(OSError) as info:
+        save_safetensors(stages["1"], target)
+    assert str(target) in str(info.value)
+    assert ".tmp" not in str(info.value)
+    folder = tmp_path / "a-folder.safetensors"
+    folder.mkdir()
+    with pytest.raises(OSError) as info:
+        save_safetensors(stages["1"], folder)
+    assert str(folder) in str(info.value) and ".tmp" not in str(info.value)
+    assert not list(tmp_path.glob("**/*.tmp"))

@@ -21,7 +21,17 @@ def cells():
 
 
 @pytest.fixture(scope="module")
-def protocol(cells):
+def protocol_cells():
+    """Enough subjects that every training fold holds two subjects of each class,
+    so each network's inner validation split can hold both classes."""
+    from sklearn_leuko.datasets import make_cells
+
+    return make_cells(n_subjects=16, cells_per_subject=4, image_size=24, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def protocol(protocol_cells):
+    cells = protocol_cells
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         result = run_protocol(
@@ -81,7 +91,8 @@ def test_table2_layout(protocol):
     assert np.all((values >= 0) & (values <= 100))
 
 
-def test_folds_and_test_set_are_subject_disjoint(protocol, cells):
+def test_folds_and_test_set_are_subject_disjoint(protocol, protocol_cells):
+    cells = protocol_cells
     result, _ = protocol
     g = cells.groups
     test = set(g[result.test_index])
@@ -124,7 +135,7 @@ def test_test_column_uses_best_validation_fold(protocol):
         assert protocol_tables(result).table2.loc[label, ("Test", "Acc")] == expected
 
 
-def test_predictions_subjects_and_histories(protocol, cells):
+def test_predictions_subjects_and_histories(protocol, protocol_cells):
     result, _ = protocol
     cells_frame = result.predictions["Stage-1"]
     assert set(cells_frame["split"]) == {"val", "test"}
@@ -133,7 +144,7 @@ def test_predictions_subjects_and_histories(protocol, cells):
     assert np.all((cells_frame["p_all"] >= 0) & (cells_frame["p_all"] <= 1))
     tables = protocol_tables(result)
     subjects = tables.subjects["Stage-1"]
-    assert len(subjects) == 10  # every subject diagnosed once (8 val + 2 test)
+    assert len(subjects) == 16  # every subject diagnosed once (14 val + 2 test)
     acc = tables.subject_accuracy["Stage-1"]
     assert acc["val"] == subjects.loc[subjects["split"] == "val", "correct"].mean()
     assert len(result.histories["Stage-1"]) == 2

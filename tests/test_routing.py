@@ -28,9 +28,11 @@ TINY = {"widths": (4, 4, 4, 4, 4, 4), "max_epochs": 1, "verbose": 0, "random_sta
 
 @pytest.fixture(scope="module")
 def cells():
+    """Enough subjects that the training part of every fold holds two subjects
+    of each class, so the network's inner split can hold both classes."""
     from sklearn_leuko.datasets import make_cells
 
-    return make_cells(n_subjects=8, cells_per_subject=4, image_size=24, random_state=0)
+    return make_cells(n_subjects=16, cells_per_subject=3, image_size=24, random_state=0)
 
 
 def _cell_level_warnings(record):

@@ -177,3 +177,33 @@ def test_fusion_stage_equals_prefit_fusion_of_its_single_stages(tiny_cells):
     np.testing.assert_allclose(
         stage3.predict_proba(d.images), by_hand.predict_proba(d.images), rtol=1e-6
     )
+
+
+# ------------------------------------------------------------ image sizes
+def _random_cells(height, width, n=16):
+    images = np.random.default_rng(0).integers(0, 256, (n, height, width, 3), np.uint8)
+    return images, np.array(["all", "hem"] * (n // 2)), np.repeat(np.arange(n // 2), 2)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("size", [(1, 1), (1, 3), (3, 1), (2, 2)])
+def test_every_stage_handles_the_smallest_images(stage, size):
+    """1x1 px is the minimum every stage supports (issue 14): the ceil-mode
+    poolings keep a 1x1 map at 1x1, and the log-DCT of a single pixel is its
+    DC coefficient (before, it ended in a NumPy negative-stride error)."""
+    X, y, groups = _random_cells(*size)
+    params = {**(VGG_TINY if stage == "vgg11" else TINY), "max_epochs": 1}
+    params["batch_size"] = 8
+    model = fit_with_groups(make_stage(stage, **params), X, y, groups)
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    assert np.isfinite(proba).all()
+
+
+@pytest.mark.parametrize("stage", ["1", "2C", "vgg11"])
+@pytest.mark.parametrize("size", [(0, 0), (0, 4), (4, 0)])
+def test_images_below_the_minimum_are_refused_at_fit(stage, size):
+    X, y, groups = _random_cells(*size)
+    params = {**(VGG_TINY if stage == "vgg11" else TINY), "max_epochs": 1}
+    with pytest.raises(ValueError, match=r"at least 1 pixel high and wide"):
+        fit_with_groups(make_stage(stage, **params), X, y, groups)

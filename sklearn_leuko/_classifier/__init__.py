@@ -9,7 +9,12 @@
 - ``_versioning``: pickles that remember the library version.
 """
 
-from ._estimator import CellLevelSplitWarning, LeukoNetClassifier
+from ._estimator import CellLevelSplitWarning, InnerSplitWarning, LeukoNetClassifier
 from ._params import is_pass_through_param
 
-__all__ = ["CellLevelSplitWarning", "LeukoNetClassifier", "is_pass_through_param"]
+__all__ = [
+    "CellLevelSplitWarning",
+    "InnerSplitWarning",
+    "LeukoNetClassifier",
+    "is_pass_through_param",
+]

@@ -7,8 +7,8 @@ helpers live in the sibling modules (``_params``, ``_net``, ``_datapath``,
 ``_callbacks``, ``_interrupt``).
 """
 
-import hashlib
 import json
+import numbers
 import warnings
 
 import numpy as np
@@ -31,8 +31,14 @@ from .. import __version__
 from ..metrics import CANCER_LABEL, NORMAL_LABEL
 from ..utils import check_groups, check_net_input, check_targets, resolve_device
 from ._callbacks import (
+    CheckpointLock,
     RestoreBestWeights,
     ResumableCheckpoint,
+    StopOnDivergence,
+    check_checkpoint_dir,
+    data_digest,
+    diverged_error,
+    fingerprint_mismatch,
     load_checkpoint,
 )
 from ._datapath import ImageBatchDataset, collate_batch
@@ -46,11 +52,19 @@ from ._params import (
 )
 from ._versioning import VersionedPickleMixin
 
-__all__ = ["CellLevelSplitWarning", "LeukoNetClassifier"]
+__all__ = ["CellLevelSplitWarning", "InnerSplitWarning", "LeukoNetClassifier"]
 
 
 class CellLevelSplitWarning(UserWarning):
     """The inner validation split could not use subject IDs."""
+
+
+class InnerSplitWarning(UserWarning):
+    """No inner validation split holds every class on both sides.
+
+    The fit then trains on every cell and keeps the last epoch instead of
+    choosing an epoch by the accuracy on one class.
+    """
 
 
 class LeukoNetClassifier(
@@ -152,8 +166,10 @@ class LeukoNetClassifier(
         Share of the training subjects held out for the inner validation that
         picks the best epoch. With ``groups`` the split is by subject (no
         subject on both sides); without, a :class:`CellLevelSplitWarning` says
-        it is by cell. ``None`` or ``0`` trains on everything and keeps the
-        last epoch.
+        it is by cell. Both sides hold every class; when no split can (e.g.
+        a single subject of a class), an :class:`InnerSplitWarning` says so and
+        the fit trains on everything and keeps the last epoch. ``None`` or
+        ``0`` trains on everything and keeps the last epoch.
     patience : int or None, default=None
         Stop when the validation accuracy has not improved for this many
         epochs. ``None`` never stops early.
@@ -171,10 +187,18 @@ class LeukoNetClassifier(
         How many training images fit the preprocessing (bounded memory).
     checkpoint_dir : str or path-like or None, default=None
         Write a resumable checkpoint there after every epoch (atomically).
+        Checked before training: the folder must be writable, and one fit at
+        a time may use it (a lock file holding the pid; a lock left by a
+        process that no longer runs is taken over with a warning).
     resume : bool, default=False
-        With ``checkpoint_dir``: continue a fit that was interrupted, from
-        its last checkpoint. The configuration and data must be the same;
-        the result equals an uninterrupted fit on CPU.
+        With ``checkpoint_dir``: continue the fit recorded there, after
+        checking that the parameters and every value of the data (images,
+        labels, subject IDs, ``validation_data``) are the same; the result
+        equals an uninterrupted fit on CPU, and with ``random_state=None``
+        the resumed fit reuses the interrupted fit's seed (same inner split).
+        A checkpoint of a fit that completed is returned as it is, with a
+        warning, without training again. ``resume=False`` refuses a folder
+        that already holds a checkpoint rather than overwrite it.
     verbose : int, default=1
         ``0`` silent, ``1`` skorch's epoch table.
     progress_bar : bool, default=False
@@ -203,7 +227,8 @@ class LeukoNetClassifier(
         Class labels, e.g. ``array(['all', 'hem'])``.
     net_ : skorch.NeuralNetClassifier
         The trained skorch net; ``net_.history`` is the training history.
-        It holds no reference to the training data.
+        It holds no reference to the training data and no optimizer state
+        (no ``partial_fit`` is offered; a resumed fit uses the checkpoint's).
     preprocessing_ : transformer or None
         The fitted preprocessing transformer (with ``stain_layer="learnable"``
         it holds the initial stain matrix and the OD and log-DCT settings of
@@ -587,12 +612,23 @@ class LeukoNetClassifier(
         )
 
     def _inner_split(self, y_enc, groups, rng):
-        """Train/validation rows for best-epoch selection."""
+        """Train/validation rows for best-epoch selection.
+
+        Both sides must hold every class: an epoch chosen by the accuracy on
+        one class is the epoch that predicts that class most, and a network
+        that never trained on a class cannot learn it. Of the subject-level
+        folds, the first (in the seeded order) that holds every class on both
+        sides is taken; if none does (e.g. one subject of a class), an
+        :class:`InnerSplitWarning` says so and the fit trains on every cell
+        and keeps the last epoch, as with ``validation_fraction=None``.
+        """
         n = len(y_enc)
         vf = self.validation_fraction
         if not vf:
             return np.arange(n), None
         seed = rng.randint(np.iinfo(np.int32).max)
+        labels = np.unique(y_enc)
+        n_classes = len(labels)
         if groups is None:
             warnings.warn(
                 "LeukoNetClassifier.fit got no groups, so the inner validation split "
@@ -601,28 +637,54 @@ class LeukoNetClassifier(
                 "Pipeline: fit(X, y, net__groups=subject_ids); see the README for "
                 "cross_validate and GridSearchCV).",
                 CellLevelSplitWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
             splitter = StratifiedShuffleSplit(
                 n_splits=1, test_size=vf, random_state=seed
             )
-            return next(splitter.split(np.zeros(n), y_enc))
-        n_groups = len(np.unique(groups))
-        n_splits = min(max(2, int(round(1 / vf))), n_groups)
-        if n_groups < 2:
-            raise ValueError(
-                "groups holds a single subject: a subject-level validation split "
-                "needs at least 2 subjects; set validation_fraction=None to train "
-                "without inner validation."
+            folds = splitter.split(np.zeros(n), y_enc)
+            unit = "cells"
+        else:
+            n_groups = len(np.unique(groups))
+            n_splits = min(max(2, int(round(1 / vf))), n_groups)
+            if n_groups < 2:
+                raise ValueError(
+                    "groups holds a single subject: a subject-level validation split "
+                    "needs at least 2 subjects; set validation_fraction=None to train "
+                    "without inner validation."
+                )
+            splitter = StratifiedGroupKFold(
+                n_splits=n_splits, shuffle=True, random_state=seed
             )
-        splitter = StratifiedGroupKFold(
-            n_splits=n_splits, shuffle=True, random_state=seed
-        )
+            folds = splitter.split(np.zeros(n), y_enc, groups)
+            unit = "subjects"
         with warnings.catch_warnings():
             # Few subjects of a class: sklearn warns that a class has fewer
             # members than n_splits; the split is still subject-level.
             warnings.simplefilter("ignore", UserWarning)
-            return next(splitter.split(np.zeros(n), y_enc, groups))
+            for train, valid in folds:
+                if (
+                    len(np.unique(y_enc[train])) == n_classes
+                    and len(np.unique(y_enc[valid])) == n_classes
+                ):
+                    return train, valid
+        counts = {
+            str(c): len(np.unique(groups[y_enc == i]))
+            if groups is not None
+            else int(np.sum(y_enc == i))
+            for i, c in zip(labels, getattr(self, "classes_", labels), strict=True)
+        }
+        warnings.warn(
+            f"no inner validation split (validation_fraction={vf}) holds {unit} of "
+            f"every class on both sides ({unit} per class: {counts}); an epoch chosen "
+            "by the accuracy on one class would be the one that predicts that class "
+            "most. This fit trains on every cell and keeps the last epoch "
+            "(best_epoch_ is None). To choose the epoch on held-out cells, pass more "
+            "subjects of each class or validation_data=(X_val, y_val).",
+            InnerSplitWarning,
+            stacklevel=6,
+        )
+        return np.arange(n), None
 
     def _resolve_speedups(self, device):
         on_cuda = device.startswith("cuda")
@@ -635,22 +697,39 @@ class LeukoNetClassifier(
             cl = True
         return ("bfloat16" if amp else None), bool(cl)
 
-    def _fingerprint(self, X, y_enc, groups):
-        params = {
-            k: repr(v)
-            for k, v in self.get_params(deep=False).items()
-            if k
-            not in ("verbose", "progress_bar", "resume", "checkpoint_dir", "callbacks")
-        }
-        digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(y_enc).tobytes())
-        digest.update(repr(X.shape).encode())
-        digest.update(np.ascontiguousarray(X[:: max(1, len(X) // 16)]).tobytes())
-        if groups is not None:
-            digest.update(np.asarray(groups).astype(str).tobytes())
+    def _fingerprint(self, X, y_enc, groups, validation_data):
+        """What a resumed fit must share with the interrupted one.
+
+        The parameters (except those that only say where and how loudly to
+        train) and a SHA-256 of every value of the data: images, labels (and
+        their names), subject IDs and ``validation_data``. A RandomState
+        instance is recorded by its type: its state is not a parameter, and
+        the seed the fit drew from it is kept in the checkpoint.
+        """
+        params = {}
+        for key, value in self.get_params(deep=False).items():
+            if key in (
+                "verbose",
+                "progress_bar",
+                "resume",
+                "checkpoint_dir",
+                "callbacks",
+            ):
+                continue
+            if isinstance(value, np.random.RandomState):
+                value = "<RandomState instance>"
+            params[key] = repr(value)
+        X_val, y_val = validation_data if validation_data is not None else (None, None)
         return {
             "params": json.dumps(params, sort_keys=True),
-            "data": digest.hexdigest(),
+            "data": data_digest(
+                X,
+                y_enc,
+                np.asarray(self.classes_, dtype=object),
+                None if groups is None else np.asarray(groups, dtype=object),
+                X_val,
+                None if y_val is None else np.asarray(y_val, dtype=object),
+            ),
             "version": __version__,
         }
 
@@ -689,8 +768,21 @@ class LeukoNetClassifier(
         # Training seeds torch's global generator; fork it so the caller's
         # random stream is left as it was.
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices), deferred_interrupt():
-            return self._fit(X, y, groups, validation_data)
+        try:
+            with torch.random.fork_rng(devices=devices), deferred_interrupt():
+                return self._fit(X, y, groups, validation_data)
+        except BaseException:
+            # A fit that failed (diverged, interrupted, refused) leaves no
+            # half-fitted model behind that could be taken for a trained one.
+            self._forget_fit()
+            raise
+
+    def _forget_fit(self):
+        for key in list(vars(self)):
+            if key == "_label_encoder" or (
+                key.endswith("_") and not key.startswith("__")
+            ):
+                delattr(self, key)
 
     def _check_validation_data(self, validation_data, kind, sample_shape):
         if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
@@ -715,8 +807,73 @@ class LeukoNetClassifier(
                 f"validation_data[1] has labels {unseen} that y does not have "
                 f"({list(self.classes_)})."
             )
-        y_val_enc = self._label_encoder.transform(y_val).astype(np.int64)
-        return ImageBatchDataset(X_val, y_val_enc)
+        missing = sorted(set(self.classes_) - set(np.unique(y_val)))
+        if missing:
+            warnings.warn(
+                f"validation_data[1] has no {missing} cells: the best epoch is chosen "
+                "by the accuracy on one class only, which favours predicting that "
+                "class. Pass validation cells of every class.",
+                UserWarning,
+                stacklevel=5,
+            )
+        return X_val, y_val
+
+    def _checkpoint_run(self, X, y_enc, groups, validation_data):
+        """Check, lock and read the checkpoint folder before any training.
+
+        Returns ``(lock, saved, fingerprint, fit_seed)``; ``lock`` must be
+        released by the caller. The rules:
+
+        - the folder must be writable (checked now, not after an epoch);
+        - one fit at a time per folder (:class:`CheckpointLock`);
+        - ``resume=False`` never overwrites an existing checkpoint: it could
+          be another run's, or the only copy of a long training;
+        - ``resume=True`` continues the checkpoint only for the same
+          parameters and data (all of it hashed).
+        """
+        folder = self.checkpoint_dir
+        check_checkpoint_dir(folder)
+        lock = CheckpointLock(folder).acquire()
+        try:
+            saved = load_checkpoint(folder)
+            if saved is not None and not self.resume:
+                status = (
+                    "a completed fit"
+                    if saved["completed"]
+                    else f"a fit interrupted after epoch {saved['epoch']}"
+                )
+                raise ValueError(
+                    f"checkpoint_dir {folder} already holds a checkpoint ({status}); "
+                    "resume=False will not overwrite it. Set resume=True to continue "
+                    "it (same parameters and data), or delete "
+                    f"{folder}/checkpoint.pt, or choose another checkpoint_dir."
+                )
+            fingerprint = self._fingerprint(X, y_enc, groups, validation_data)
+            if saved is not None:
+                differs = fingerprint_mismatch(saved["fingerprint"], fingerprint)
+                if differs is not None:
+                    raise ValueError(
+                        f"the checkpoint in {folder} was written by a fit with "
+                        f"{differs}; resume needs the same estimator and data (or "
+                        "delete the checkpoint to start over)."
+                    )
+        except BaseException:
+            lock.release()
+            raise
+        fit_seed = None
+        if not isinstance(self.random_state, numbers.Integral):
+            # random_state=None or a RandomState: draw the seed of every random
+            # choice of this fit once and keep it in the checkpoint, so a
+            # resumed fit validates on the same subjects it validated on.
+            if saved is not None and saved["fit_seed"] is not None:
+                fit_seed = int(saved["fit_seed"])
+            else:
+                fit_seed = int(
+                    check_random_state(self.random_state).randint(
+                        np.iinfo(np.int32).max
+                    )
+                )
+        return lock, saved, fingerprint, fit_seed
 
     def _fit(self, X, y, groups, validation_data=None):
         X, kind = check_net_input(X)
@@ -739,17 +896,57 @@ class LeukoNetClassifier(
                 "('od', 'log_dct' or 'od+log_dct') instead of transformers ahead "
                 "of the net; augmentation then runs first, in image space."
             )
-
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        torch.manual_seed(seed)
-
+        # Checked before any work, so that a device torch cannot use here is a
+        # clear error and not a RuntimeError in the first batch.
+        self.device_ = resolve_device(self.device)
         self._label_encoder = LabelEncoder().fit(y)
         self.classes_ = self._label_encoder.classes_
         y_enc = self._label_encoder.transform(y).astype(np.int64)
         self.input_shape_ = tuple(X.shape[1:])
         self.input_kind_ = kind
-        self.device_ = resolve_device(self.device)
+        if validation_data is not None:
+            validation_data = self._check_validation_data(
+                validation_data, kind, self.input_shape_
+            )
+
+        if self.checkpoint_dir is None:
+            lock, saved, fingerprint, fit_seed = None, None, None, None
+        else:
+            lock, saved, fingerprint, fit_seed = self._checkpoint_run(
+                X, y_enc, groups, validation_data
+            )
+        rng = check_random_state(self.random_state if fit_seed is None else fit_seed)
+        try:
+            return self._train(
+                X,
+                y_enc,
+                groups,
+                validation_data,
+                rng,
+                augment_mode,
+                saved,
+                fingerprint,
+                fit_seed,
+            )
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _train(
+        self,
+        X,
+        y_enc,
+        groups,
+        validation_data,
+        rng,
+        augment_mode,
+        saved,
+        fingerprint,
+        fit_seed,
+    ):
+        rgb = self.input_kind_ == "rgb"
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        torch.manual_seed(seed)
 
         if validation_data is None:
             train_rows, valid_rows = self._inner_split(y_enc, groups, rng)
@@ -776,9 +973,9 @@ class LeukoNetClassifier(
         )
         train_set = ImageBatchDataset(X, y_enc, train_indices, augment_mask)
         if validation_data is not None:
-            valid_set = self._check_validation_data(
-                validation_data, kind, self.input_shape_
-            )
+            X_val, y_val = validation_data
+            y_val_enc = self._label_encoder.transform(y_val).astype(np.int64)
+            valid_set = ImageBatchDataset(X_val, y_val_enc)
         elif valid_rows is not None:
             valid_set = ImageBatchDataset(X, y_enc, valid_rows)
         else:
@@ -787,16 +984,22 @@ class LeukoNetClassifier(
         module = self.build_module()
         self._warn_degenerate_pooling(module.network)
         best = None
-        callbacks = [("stop_on_interrupt", StopOnInterrupt())]
+        # The divergence guard comes first: no best-epoch copy and no
+        # checkpoint is ever taken of non-finite weights.
+        callbacks = [
+            ("stop_on_interrupt", StopOnInterrupt()),
+            ("stop_on_divergence", StopOnDivergence(self.lr, len(self.classes_))),
+        ]
         if valid_set is not None:
             best = RestoreBestWeights(patience=self.patience)
             callbacks.append(("restore_best", best))
         if self.checkpoint_dir is not None:
-            fingerprint = self._fingerprint(X, y_enc, groups)
             callbacks.append(
                 (
                     "checkpoint",
-                    ResumableCheckpoint(self.checkpoint_dir, fingerprint, best),
+                    ResumableCheckpoint(
+                        self.checkpoint_dir, fingerprint, best, fit_seed=fit_seed
+                    ),
                 )
             )
         if self.progress_bar:
@@ -816,15 +1019,34 @@ class LeukoNetClassifier(
         net = self._build_net(module, **training)
 
         try:
-            start_epoch = self._maybe_resume(net, best, X, y_enc, groups)
-            remaining = self.max_epochs - start_epoch
-            if start_epoch == 0:
+            if saved is None:
                 net.fit(train_set, None)
-            elif remaining > 0:
-                net.partial_fit(train_set, None, epochs=remaining)
-            elif best is not None:
-                # Everything was done before the interruption: only restore the best.
-                best.on_train_end(net)
+            else:
+                start_epoch = self._resume_from(net, best, saved)
+                remaining = self.max_epochs - start_epoch
+                if saved["completed"] or remaining <= 0:
+                    warnings.warn(
+                        f"checkpoint_dir {self.checkpoint_dir} holds a completed fit "
+                        f"of these parameters and data ({start_epoch} epochs); with "
+                        "resume=True its result is returned without training again. "
+                        "To train afresh, delete the checkpoint or choose another "
+                        "checkpoint_dir.",
+                        UserWarning,
+                        stacklevel=5,
+                    )
+                    if best is not None:
+                        best.on_train_end(net)
+                else:
+                    net.partial_fit(train_set, None, epochs=remaining)
+        except RuntimeError as exc:
+            if "overflow" not in str(exc):
+                raise
+            # e.g. Adam with lr=1e30: its step size overflows float32.
+            raise diverged_error(
+                self.lr,
+                len(net.history),
+                f"the optimizer step overflowed ({str(exc).splitlines()[0]})",
+            ) from exc
         finally:
             # The fitted net must not hold (and pickle) the training images.
             net.train_split = None
@@ -837,6 +1059,10 @@ class LeukoNetClassifier(
             best.best_state_ = None  # weights are in the module; do not pickle twice
         else:
             self.best_epoch_ = None
+        # No partial_fit is offered and a refit starts afresh: the optimizer
+        # state (two tensors per weight for Adam) would only make every saved
+        # model three times larger. Resuming uses the checkpoint's copy.
+        net.optimizer_.state.clear()
         self.net_ = net
         self.n_features_out_ = int(module.network.n_features)
         return self
@@ -891,28 +1117,25 @@ class LeukoNetClassifier(
             )
         return classes.index(NORMAL_LABEL)
 
-    def _maybe_resume(self, net, best, X, y_enc, groups):
-        if not self.resume:
-            return 0
-        state = load_checkpoint(self.checkpoint_dir)
-        if state is None:
-            return 0
-        if state["fingerprint"] != self._fingerprint(X, y_enc, groups):
-            raise ValueError(
-                f"the checkpoint in {self.checkpoint_dir} was written by a fit with "
-                "other parameters or data; resume needs the same estimator and data "
-                "(or delete the checkpoint to start over)."
-            )
+    def _resume_from(self, net, best, saved):
+        """Load a checked checkpoint into ``net``; returns its epoch count."""
         from skorch.history import History
 
         net.initialize()
-        net.module_.load_state_dict(state["module"])
-        net.optimizer_.load_state_dict(state["optimizer"])
-        net.history_ = History(state["history"])
-        if best is not None and state["best"] is not None:
-            best.set_state(state["best"])
-        torch.set_rng_state(state["torch_rng"])
-        return int(state["epoch"])
+        try:
+            net.module_.load_state_dict(saved["module"])
+            net.optimizer_.load_state_dict(saved["optimizer"])
+            net.history_ = History(saved["history"])
+            if best is not None and saved["best"] is not None:
+                best.set_state(saved["best"])
+            torch.set_rng_state(saved["torch_rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"checkpoint {self.checkpoint_dir}/checkpoint.pt does not fit this "
+                f"network ({type(exc).__name__}: {str(exc).splitlines()[0]}); delete "
+                "it to start over."
+            ) from exc
+        return int(saved["epoch"])
 
     # ---------------------------------------------------------------- predict
     def _check_predict_input(self, X):

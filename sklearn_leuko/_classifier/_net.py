@@ -14,6 +14,9 @@ OPTIMIZERS = {
 }
 
 
+_SAME_AS_MODULE_ = "<the module_ attribute>"
+
+
 class SkorchNet(NeuralNetClassifier):
     """skorch's classifier, remembering whether training was interrupted.
 
@@ -23,6 +26,21 @@ class SkorchNet(NeuralNetClassifier):
     """
 
     interrupted_ = False
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # skorch pickles ``module_`` apart from the ``module`` it was built
+        # from; here they are one object, so store the weights once.
+        if state.get("module") is self.__dict__.get("module_"):
+            state["module"] = _SAME_AS_MODULE_
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if isinstance(self.__dict__.get("module"), str) and (
+            self.module == _SAME_AS_MODULE_
+        ):
+            self.module = self.module_
 
     def fit_loop(self, *args, **kwargs):
         try:

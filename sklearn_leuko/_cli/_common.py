@@ -91,10 +91,30 @@ def stage_params(args, stages):
 
 
 def check_checkpoint_args(args):
+    """The rules of ``checkpoint_dir`` (see LeukoNetClassifier), checked before
+    the data are read: a writable folder, and no run's checkpoints overwritten
+    without ``--resume``."""
     if args.resume and args.checkpoint_dir is None:
         raise UsageError(
             "--resume needs --checkpoint-dir, the folder of the interrupted run"
         )
+    if args.checkpoint_dir is None:
+        return
+    from .._classifier._callbacks import CHECKPOINT_FILENAME, check_checkpoint_dir
+
+    folder = Path(args.checkpoint_dir)
+    try:
+        check_checkpoint_dir(folder)
+    except ValueError as exc:
+        raise CLIError(f"--checkpoint-dir: {exc}") from None
+    if not args.resume:
+        found = sorted(folder.rglob(CHECKPOINT_FILENAME))
+        if found:
+            raise CLIError(
+                f"--checkpoint-dir {folder} already holds checkpoints of a run (e.g. "
+                f"{found[0]}); add --resume to continue that run (same options and "
+                "data), or delete them, or choose another folder."
+            )
 
 
 def setup_torch(args):

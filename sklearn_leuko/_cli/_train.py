@@ -54,6 +54,14 @@ def cmd_train(args, console):
                 f"{name}: best epoch {net.best_epoch_} of {len(net.history_)}, "
                 f"accuracy {100 * acc:.2f}% on the held-out training subjects."
             )
+        else:
+            # No inner split held both classes (InnerSplitWarning above): an
+            # accuracy on one class would mean nothing, so none is printed.
+            console.out(
+                f"{name}: last epoch of {len(net.history_)} kept, trained on every "
+                "cell; no held-out accuracy (no inner validation split held both "
+                "classes: use more subjects of each class)."
+            )
     save_model(model, model_path)
     height, width = input_shape(model)[:2]
     console.out(

@@ -314,10 +314,10 @@ def _threshold_rows(squared, energy):
 
 def _sort_descending(rows):
     if rows.device.type == "cpu" and rows.dtype in (torch.float32, torch.float64):
-        # NumPy's sort is about 3x faster than torch.sort on the CPU.
-        return torch.from_numpy(
-            np.ascontiguousarray(np.sort(rows.numpy(), axis=1)[:, ::-1])
-        )
+        # NumPy's sort is about 3x faster than torch.sort on the CPU. copy(),
+        # not ascontiguousarray: a reversed single column (a 1x1 image) counts
+        # as contiguous in NumPy but keeps its negative stride, which torch refuses.
+        return torch.from_numpy(np.sort(rows.numpy(), axis=1)[:, ::-1].copy())
     return torch.sort(rows, dim=1, descending=True).values
 
 
