@@ -214,8 +214,13 @@ def _outline(radius, coef, dx, dy):
     return rho, radius.astype(np.float32)[:, None, None] * (1.0 + wave)
 
 
-def _render(cells, subjects, idx, image_size, noise, rng):
-    """Render the cells ``idx`` as uint8 ``(len(idx), H, W, 3)`` images."""
+def _render(cells, subjects, idx, image_size, noise, rng, return_masks=False):
+    """Render the cells ``idx`` as uint8 ``(len(idx), H, W, 3)`` images.
+
+    With ``return_masks``, also return the boolean cell and nucleus masks
+    (the geometric outlines, thresholded at half coverage). They use no
+    random numbers, so the images are the same bytes either way.
+    """
     n = len(idx)
     size = image_size
     scale = size / _REF_SIZE
@@ -233,6 +238,8 @@ def _render(cells, subjects, idx, image_size, noise, rng):
     nrho, nuc_r = _outline(c["nuc_radius"], c["nuc_coef"], x - ncx, y - ncy)
     nucleus = np.clip(nuc_r - nrho + 0.5, 0.0, 1.0) * cell
     del nrho, nuc_r
+    if return_masks:
+        masks = (cell >= 0.5, nucleus >= 0.5)
 
     fine = _smooth_noise(rng, n, size, _FINE_SIGMA * scale)
     coarse = _smooth_noise(rng, n, size, _COARSE_SIGMA * scale)
@@ -287,6 +294,8 @@ def _render(cells, subjects, idx, image_size, noise, rng):
             channel += noise * rng.standard_normal(channel.shape, dtype=np.float32)
         channel *= cell
         images[..., ch] = np.clip(np.rint(channel), 0, 255).astype(np.uint8)
+    if return_masks:
+        return images, *masks
     return images
 
 
@@ -318,6 +327,7 @@ def make_cells(
     noise=3.0,
     shuffle=True,
     return_X_y=False,
+    return_masks=False,
     random_state=None,
 ):
     """Generate synthetic C-NMC-like images of single white blood cells.
@@ -396,6 +406,11 @@ def make_cells(
         If true, return ``(images, target, groups)`` instead of a Bunch. The
         subject IDs are part of the tuple on purpose: evaluate with a
         subject-level splitter such as ``GroupKFold``.
+    return_masks : bool, default=False
+        If true, the Bunch also holds ``cell_mask`` and ``nucleus_mask``, the
+        ground-truth regions (e.g. to check where a Grad-CAM heatmap
+        points). The images are the same bytes as without masks. Not
+        available with ``return_X_y=True``.
     random_state : int, RandomState instance or None, default=None
         Seed for reproducible output (same seed, same bytes).
 
@@ -421,6 +436,16 @@ def make_cells(
             The latent blast score ``z`` of every cell (for diagnostics).
         filenames : ndarray of shape (n_cells,), str
             C-NMC style names ``UID_<subject>_<image>_<cell>_<label>.bmp``.
+        cell_mask : ndarray of shape (n_cells, image_size, image_size), bool
+            Only with ``return_masks=True``: pixels covered at least half by
+            the cell outline. Pixels outside it are black, except for a
+            one-pixel anti-aliased rim.
+        nucleus_mask : ndarray of shape (n_cells, image_size, image_size), bool
+            Only with ``return_masks=True``: pixels covered at least half by
+            the nucleus outline (a subset of ``cell_mask``). The nucleus
+            stain is drawn inside this outline before the focus blur, so its
+            edge in the image is soft. ``cell_mask & ~nucleus_mask`` is the
+            cytoplasm.
         DESCR : str
             Description of the data set.
 
@@ -466,6 +491,13 @@ def make_cells(
     check_scalar(class_separation, "class_separation", numbers.Real, min_val=0.0)
     check_scalar(subject_variability, "subject_variability", numbers.Real, min_val=0.0)
     check_scalar(noise, "noise", numbers.Real, min_val=0.0)
+    if not isinstance(return_masks, (bool, np.bool_)):
+        raise TypeError(f"return_masks must be True or False, got {return_masks!r}.")
+    if return_masks and return_X_y:
+        raise ValueError(
+            "return_masks=True needs return_X_y=False: the masks come in the Bunch "
+            "(cells.cell_mask, cells.nucleus_mask)."
+        )
     n_subjects, cells_per_subject, image_size = (
         int(n_subjects),
         int(cells_per_subject),
@@ -488,12 +520,21 @@ def make_cells(
     groups, target, filenames = groups[order], target[order], filenames[order]
 
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
+    if return_masks:
+        cell_mask = np.empty((n, image_size, image_size), dtype=bool)
+        nucleus_mask = np.empty((n, image_size, image_size), dtype=bool)
     # ~24 float32 work arrays of one image each are alive at the peak
     chunk = max(1, _CHUNK_BYTES // (24 * 4 * image_size * image_size))
     for start in range(0, n, chunk):
         idx = np.arange(start, min(start + chunk, n))
         chunk_rng = np.random.default_rng([*seed, start])
-        images[idx] = _render(cells, subjects, idx, image_size, noise, chunk_rng)
+        rendered = _render(
+            cells, subjects, idx, image_size, noise, chunk_rng, return_masks
+        )
+        if return_masks:
+            images[idx], cell_mask[idx], nucleus_mask[idx] = rendered
+        else:
+            images[idx] = rendered
 
     if return_X_y:
         return images, target, groups
@@ -516,7 +557,7 @@ def make_cells(
             "blast_offset": subjects["blast_offset"],
         }
     )
-    return Bunch(
+    bunch = Bunch(
         images=images,
         target=target,
         groups=groups,
@@ -525,6 +566,10 @@ def make_cells(
         filenames=filenames,
         DESCR=_DESCR,
     )
+    if return_masks:
+        bunch.cell_mask = cell_mask
+        bunch.nucleus_mask = nucleus_mask
+    return bunch
 
 
 def _simple_cell_features(images):
