@@ -5,14 +5,18 @@
 of the LeukoNet paper; :func:`format_table2` renders it as text or Markdown and
 :func:`save_table2` writes CSV. The ``plot_*`` functions write figures
 (confusion matrix, per-fold metrics, training history, one cell in RGB, optical
-density and log-DCT space) to image files without opening a window.
+density and log-DCT space, ROC curves, a reliability diagram, Grad-CAM
+overlays) to image files without opening a window.
 """
 
 from ._plots import (
+    plot_calibration,
     plot_cell_spaces,
     plot_confusion_matrix,
     plot_fold_metrics,
+    plot_gradcam_overlay,
     plot_history,
+    plot_roc_curves,
 )
 from ._table import (
     TABLE2_METRICS,
@@ -27,10 +31,13 @@ __all__ = [
     "TABLE2_METRICS",
     "format_table2",
     "load_table2",
+    "plot_calibration",
     "plot_cell_spaces",
     "plot_confusion_matrix",
     "plot_fold_metrics",
+    "plot_gradcam_overlay",
     "plot_history",
+    "plot_roc_curves",
     "save_table2",
     "subject_table",
     "table2",
