@@ -101,9 +101,10 @@ def grad_cam(module, X, target_index, *, layer=None, batch_size=64):
     :class:`~sklearn_leuko.nn.BasicNetwork` the activation closing the fifth
     conv block, before its max pool (the feature map the bilinear pooling
     reads, 11x11 at 350x350); for :class:`~sklearn_leuko.nn.VGG11` the
-    activation after the eighth convolution. The last convolutional map is
-    the one the paper recommends: the most class-specific features that still
-    keep a spatial layout.
+    activation after the eighth convolution. Selvaraju et al. recommend the
+    last convolutional map: the most class-specific features that still keep
+    a spatial layout. The backward pass then only crosses the network's head
+    (pooling and linear layer), so a heatmap costs about one forward pass.
 
     A caveat of the Basic Network: its head (signed square root and L2
     normalisation of the bilinear pooling) is invariant to the scale of the
