@@ -117,6 +117,37 @@ def test_return_X_y_and_no_shuffle():
     assert list(ordered.groups) == ["1"] * 3 + ["2"] * 3 + ["3"] * 3 + ["H1"] * 3
 
 
+def test_return_masks_keeps_the_images_and_marks_cell_and_nucleus():
+    from scipy import ndimage
+
+    kwargs = dict(n_subjects=4, cells_per_subject=5, image_size=48, random_state=5)
+    plain = make_cells(**kwargs)
+    data = make_cells(return_masks=True, **kwargs)
+    assert data.images.tobytes() == plain.images.tobytes()
+    np.testing.assert_array_equal(data.target, plain.target)
+    assert "cell_mask" not in plain
+    cell, nucleus = data.cell_mask, data.nucleus_mask
+    assert cell.shape == nucleus.shape == (20, 48, 48) and cell.dtype == bool
+    assert not (nucleus & ~cell).any()  # the nucleus lies inside the cell
+    # Outside the cell (beyond its 1-pixel anti-aliased rim) the canvas is black.
+    rim = np.stack([ndimage.binary_dilation(m) for m in cell])
+    assert data.images[~rim].max() == 0
+    assert (data.images[cell].max(axis=-1) > 0).all()
+    # The nucleus is the dark, stained part of every cell.
+    grey = data.images.mean(axis=-1)
+    for g, c, n in zip(grey, cell, nucleus, strict=True):
+        assert g[n].mean() < g[c & ~n].mean()
+
+
+def test_return_masks_errors():
+    with pytest.raises(ValueError, match="return_X_y=False"):
+        make_cells(
+            n_subjects=2, cells_per_subject=1, return_X_y=True, return_masks=True
+        )
+    with pytest.raises(TypeError, match="return_masks"):
+        make_cells(n_subjects=2, cells_per_subject=1, return_masks="yes")
+
+
 def test_large_images_are_chunked_and_valid():
     data = make_cells(n_subjects=2, cells_per_subject=7, image_size=350, random_state=0)
     assert data.images.shape == (14, 350, 350, 3)

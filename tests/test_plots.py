@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 from sklearn_leuko.report import (
+    plot_calibration,
     plot_cell_spaces,
     plot_confusion_matrix,
     plot_fold_metrics,
+    plot_gradcam_overlay,
     plot_history,
+    plot_roc_curves,
     table2,
 )
 
@@ -136,3 +139,89 @@ def test_plot_cell_spaces_rejects_batches(tmp_path):
     batch = np.stack([_synthetic_cell()] * 2)
     with pytest.raises(ValueError, match="pass one cell"):
         plot_cell_spaces(batch, tmp_path / "x.png")
+
+
+def _stage_scores(rng, n=200):
+    y = rng.choice(["all", "hem"], n)
+    signal = (y == "all").astype(float)
+    good = 1 / (1 + np.exp(-4 * (signal - 0.5 + rng.normal(0, 0.4, n))))
+    weak = 1 / (1 + np.exp(-2 * (signal - 0.5 + rng.normal(0, 1.0, n))))
+    return {"Stage-1": (y, good), "Stage-2": (y, weak)}
+
+
+def test_plot_roc_curves(tmp_path, rng):
+    out = tmp_path / "roc" / "roc.png"
+    _check_png(plot_roc_curves(_stage_scores(rng), out), out)
+
+
+def test_plot_calibration(tmp_path, rng):
+    out = tmp_path / "cal.png"
+    _check_png(plot_calibration(_stage_scores(rng), out, n_bins=8), out)
+
+
+def test_plot_calibration_integer_labels_and_probability_one(tmp_path):
+    # p = 1 falls in the last bin, not past it.
+    out = tmp_path / "cal.png"
+    curves = {"A": ([1, 0, 1, 0], [1.0, 0.0, 0.7, 0.2])}
+    _check_png(plot_calibration(curves, out, n_bins=4), out)
+
+
+@pytest.mark.parametrize("plot", [plot_roc_curves, plot_calibration])
+@pytest.mark.parametrize(
+    ("curves", "error", "match"),
+    [
+        ({}, ValueError, "curves is empty"),
+        ([("all", 0.5)], TypeError, "must be a dict"),
+        ({"A": (["all", "hem"],)}, TypeError, "pair"),
+        ({"A": (["all", "hem"], [0.1])}, ValueError, "as many"),
+        ({"A": (["all", "hem"], [0.1, 3.0])}, ValueError, r"in \[0, 1\]"),
+        ({"A": (["all", "all"], [0.1, 0.3])}, ValueError, "one class only"),
+    ],
+)
+def test_curve_plots_validate_input(tmp_path, plot, curves, error, match):
+    with pytest.raises(error, match=match):
+        plot(curves, tmp_path / "x.png")
+
+
+def test_plot_calibration_rejects_one_bin(tmp_path, rng):
+    with pytest.raises(ValueError, match="n_bins"):
+        plot_calibration(_stage_scores(rng), tmp_path / "x.png", n_bins=1)
+
+
+def _heat(size=32, n=5):
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    heat = np.exp(-(yy**2 + xx**2) / (2 * (0.15 * size) ** 2))
+    return np.repeat(heat[None], n, axis=0)
+
+
+def test_plot_gradcam_overlay(tmp_path):
+    images = np.stack([_synthetic_cell()] * 5)
+    titles = [f"H{i} hem P(all)=0.{i}" for i in range(5)]
+    out = tmp_path / "cam.png"
+    _check_png(plot_gradcam_overlay(images, _heat(), out, titles=titles, ncols=3), out)
+
+
+def test_plot_gradcam_overlay_accepts_a_torch_tensor(tmp_path):
+    torch = pytest.importorskip("torch")
+    images = np.stack([_synthetic_cell()] * 2)
+    out = tmp_path / "cam.png"
+    heat = torch.from_numpy(_heat(n=2)).float()
+    _check_png(plot_gradcam_overlay(images, heat, out), out)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"heatmaps": _heat(n=4)}, "heatmaps must have shape"),
+        ({"heatmaps": 2 * _heat()}, r"values in \[0, 1\]"),
+        ({"titles": ["a"]}, "one title per image"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"ncols": 0}, "ncols"),
+    ],
+)
+def test_plot_gradcam_overlay_validates_input(tmp_path, kwargs, match):
+    args = {"heatmaps": _heat(), **kwargs}
+    heatmaps = args.pop("heatmaps")
+    images = np.stack([_synthetic_cell()] * 5)
+    with pytest.raises(ValueError, match=match):
+        plot_gradcam_overlay(images, heatmaps, tmp_path / "x.png", **args)

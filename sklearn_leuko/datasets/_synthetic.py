@@ -12,29 +12,18 @@ too.
 import numbers
 
 import numpy as np
-import scipy.fft
 from sklearn.utils import Bunch, check_random_state, check_scalar
+
+from ._render import N_NUCLEOLI, REF_SIZE, render
 
 __all__ = ["make_cells"]
 
-# Optical density (natural log, I0 = 255) of one unit of stain, per RGB
-# channel. The nuclear stain is the purple azure-eosin complex that binds
-# chromatin; the cytoplasmic stain is the pale blue of basophilic cytoplasm.
-_OD_NUCLEUS = -np.log(np.array([105.0, 60.0, 150.0]) / 255.0)
-_OD_CYTOPLASM = -np.log(np.array([150.0, 165.0, 215.0]) / 255.0)
-_ILLUMINATION = 250.0
 
 # Mean of the per-cell "blast score" z is +/- _CLASS_SHIFT * class_separation.
 # With z alone and class_separation=1 the Bayes accuracy is Phi(1.25) ~ 0.89,
 # the accuracy the LeukoNet paper reports on unseen subjects.
 _CLASS_SHIFT = 1.25
 
-# Reference canvas: real C-NMC cells are 250-300 px wide on a 350 px canvas.
-# Lengths below are in pixels of that canvas and scale with image_size.
-_REF_SIZE = 350.0
-_FINE_SIGMA = 1.6  # chromatin grain of blasts (fine, dispersed)
-_COARSE_SIGMA = 7.0  # chromatin clumps of mature cells (condensed)
-_N_NUCLEOLI = 4  # slots; the number used per cell is drawn from z
 
 # Bytes of float32 work arrays per chunk of images; bounds memory at 350x350.
 _CHUNK_BYTES = 128 * 2**20
@@ -135,10 +124,10 @@ def _cell_table(subjects, cells_per_subject, image_size, separation, rng):
     shift = (radius - nuc_radius) * rng.uniform(0.0, 0.6, n)
     shift_angle = rng.uniform(0, 2 * np.pi, n)
 
-    n_nucleoli = np.minimum(rng.poisson(3.0 * p**2), _N_NUCLEOLI)
-    nucleolus_r = np.sqrt(rng.uniform(0, 0.5, (n, _N_NUCLEOLI))) * nuc_radius[:, None]
-    nucleolus_a = rng.uniform(0, 2 * np.pi, (n, _N_NUCLEOLI))
-    nucleolus_size = nuc_radius[:, None] * rng.uniform(0.07, 0.12, (n, _N_NUCLEOLI))
+    n_nucleoli = np.minimum(rng.poisson(3.0 * p**2), N_NUCLEOLI)
+    nucleolus_r = np.sqrt(rng.uniform(0, 0.5, (n, N_NUCLEOLI))) * nuc_radius[:, None]
+    nucleolus_a = rng.uniform(0, 2 * np.pi, (n, N_NUCLEOLI))
+    nucleolus_size = nuc_radius[:, None] * rng.uniform(0.07, 0.12, (n, N_NUCLEOLI))
 
     return {
         "subject_index": s,
@@ -155,7 +144,7 @@ def _cell_table(subjects, cells_per_subject, image_size, separation, rng):
                 nucleolus_r * np.cos(nucleolus_a),
                 nucleolus_r * np.sin(nucleolus_a),
                 nucleolus_size,
-                np.arange(_N_NUCLEOLI)[None, :] < n_nucleoli[:, None],
+                np.arange(N_NUCLEOLI)[None, :] < n_nucleoli[:, None],
             ],
             axis=-1,
         ),
@@ -166,128 +155,6 @@ def _cell_table(subjects, cells_per_subject, image_size, separation, rng):
         "cyto_density": rng.normal(0.6, 0.08, n).clip(0.3, None),
         "stain_jitter": rng.normal(0.0, 0.02, size=(n, 2, 3)),
     }
-
-
-def _gaussian_transfer(shape, sigma):
-    """Fourier transfer function of per-image Gaussian filters for rfft2."""
-    fy = np.fft.fftfreq(shape[0]).astype(np.float32)[:, None]
-    fx = np.fft.rfftfreq(shape[1]).astype(np.float32)[None, :]
-    f2 = fy**2 + fx**2
-    sigma = np.asarray(sigma, dtype=np.float32).reshape(-1, 1, 1)
-    return np.exp(-2.0 * np.pi**2 * sigma**2 * f2)
-
-
-def _smooth_noise(rng, n, size, sigma):
-    """Gaussian-filtered white noise with unit standard deviation per image."""
-    white = rng.standard_normal((n, size, size), dtype=np.float32)
-    field = scipy.fft.irfft2(
-        scipy.fft.rfft2(white) * _gaussian_transfer((size, size), sigma),
-        s=(size, size),
-    )
-    field -= field.mean(axis=(1, 2), keepdims=True)
-    field /= field.std(axis=(1, 2), keepdims=True) + 1e-6
-    return field
-
-
-def _outline(radius, coef, dx, dy):
-    """Distance to the centre and radius of a star-shaped outline per pixel.
-
-    The outline is ``radius * (1 + sum_k a_k cos(k theta) + b_k sin(k theta))``
-    for k = 2..5 with ``coef[:, k - 2] = (a_k, b_k)``; ``cos(k theta)`` and
-    ``sin(k theta)`` come from the angle-addition recurrence (no trigonometric
-    calls on full images).
-
-    Returns
-    -------
-    rho, outline : ndarrays broadcast to ``(n, H, W)``
-    """
-    rho = np.hypot(dx, dy)
-    c1 = dx / np.maximum(rho, 1e-6)
-    s1 = dy / np.maximum(rho, 1e-6)
-    ck = c1 * c1 - s1 * s1
-    sk = 2.0 * s1 * c1
-    coef = coef.astype(np.float32)[:, :, :, None, None]
-    wave = coef[:, 0, 0] * ck + coef[:, 0, 1] * sk
-    for k in range(1, coef.shape[1]):
-        ck, sk = ck * c1 - sk * s1, sk * c1 + ck * s1
-        wave += coef[:, k, 0] * ck + coef[:, k, 1] * sk
-    return rho, radius.astype(np.float32)[:, None, None] * (1.0 + wave)
-
-
-def _render(cells, subjects, idx, image_size, noise, rng):
-    """Render the cells ``idx`` as uint8 ``(len(idx), H, W, 3)`` images."""
-    n = len(idx)
-    size = image_size
-    scale = size / _REF_SIZE
-    c = {key: value[idx] for key, value in cells.items()}
-    s = c["subject_index"]
-
-    coords = np.arange(size, dtype=np.float32) - (size - 1) / 2.0
-    y, x = coords[:, None], coords[None, :]
-    rho, cell_r = _outline(c["radius"], c["cell_coef"], x, y)
-    cell = np.clip(cell_r - rho + 0.5, 0.0, 1.0)
-    del rho, cell_r
-
-    ncx = c["nuc_center"][:, 0].astype(np.float32)[:, None, None]
-    ncy = c["nuc_center"][:, 1].astype(np.float32)[:, None, None]
-    nrho, nuc_r = _outline(c["nuc_radius"], c["nuc_coef"], x - ncx, y - ncy)
-    nucleus = np.clip(nuc_r - nrho + 0.5, 0.0, 1.0) * cell
-    del nrho, nuc_r
-
-    fine = _smooth_noise(rng, n, size, _FINE_SIGMA * scale)
-    coarse = _smooth_noise(rng, n, size, _COARSE_SIGMA * scale)
-    w = c["fine_weight"].astype(np.float32)[:, None, None]
-    texture = (w * fine + (1.0 - w) * coarse) / np.sqrt(w**2 + (1.0 - w) ** 2)
-    del fine
-    # log-normal modulation: condensed chromatin forms dark clumps, not holes
-    contrast = c["contrast"].astype(np.float32)[:, None, None]
-    chromatin = c["density"].astype(np.float32)[:, None, None] * np.exp(
-        contrast * texture - contrast**2 / 2
-    )
-    del texture
-
-    # nucleoli: pale, slightly bluish round spots in the chromatin
-    pale = np.zeros_like(chromatin)
-    for k in range(_N_NUCLEOLI):
-        px, py, pr, used = (c["nucleoli"][:, k, j] for j in range(4))
-        px = (px + c["nuc_center"][:, 0]).astype(np.float32)[:, None, None]
-        py = (py + c["nuc_center"][:, 1]).astype(np.float32)[:, None, None]
-        pr = np.maximum(pr, 0.5).astype(np.float32)[:, None, None]
-        used = used.astype(np.float32)[:, None, None]
-        pale += used * np.exp(-((x - px) ** 2 + (y - py) ** 2) / (2 * pr**2))
-    pale = np.minimum(pale, 1.0)
-    chromatin *= 1.0 - 0.6 * pale
-    chromatin = np.maximum(chromatin, 0.05)
-
-    cyto = c["cyto_density"].astype(np.float32)[:, None, None] * (1.0 + 0.08 * coarse)
-    del coarse
-    intensity = subjects["stain_intensity"][s].astype(np.float32)[:, None, None]
-    conc_nuc = intensity * (nucleus * chromatin + (1.0 - nucleus) * 0.06) * cell
-    conc_cyto = intensity * (nucleus * (0.3 + 0.3 * pale) + (1.0 - nucleus) * cyto)
-    conc_cyto *= cell
-    del chromatin, cyto, pale, nucleus
-
-    # focus blur of the stain fields (before segmentation, as in the optics)
-    blur = (subjects["blur"][s] * scale).astype(np.float32)
-    transfer = _gaussian_transfer((size, size), blur)
-    conc = np.stack([conc_nuc, conc_cyto])
-    del conc_nuc, conc_cyto
-    conc = scipy.fft.irfft2(scipy.fft.rfft2(conc) * transfer, s=(size, size))
-
-    # Beer-Lambert: per-image stain vectors and illumination
-    shift = subjects["stain_shift"][s] + c["stain_jitter"]
-    od_nuc = (_OD_NUCLEUS * np.exp(shift[:, 0])).astype(np.float32)
-    od_cyto = (_OD_CYTOPLASM * np.exp(shift[:, 1])).astype(np.float32)
-    i0 = (_ILLUMINATION * np.exp(subjects["illumination"][s])).astype(np.float32)
-    images = np.empty((n, size, size, 3), dtype=np.uint8)
-    for ch in range(3):
-        od = conc[0] * od_nuc[:, ch, None, None] + conc[1] * od_cyto[:, ch, None, None]
-        channel = i0[:, ch, None, None] * np.exp(-od)
-        if noise > 0:
-            channel += noise * rng.standard_normal(channel.shape, dtype=np.float32)
-        channel *= cell
-        images[..., ch] = np.clip(np.rint(channel), 0, 255).astype(np.uint8)
-    return images
 
 
 def _filenames(groups, labels, rng):
@@ -318,6 +185,7 @@ def make_cells(
     noise=3.0,
     shuffle=True,
     return_X_y=False,
+    return_masks=False,
     random_state=None,
 ):
     """Generate synthetic C-NMC-like images of single white blood cells.
@@ -396,6 +264,11 @@ def make_cells(
         If true, return ``(images, target, groups)`` instead of a Bunch. The
         subject IDs are part of the tuple on purpose: evaluate with a
         subject-level splitter such as ``GroupKFold``.
+    return_masks : bool, default=False
+        If true, the Bunch also holds ``cell_mask`` and ``nucleus_mask``, the
+        ground-truth regions (e.g. to check where a Grad-CAM heatmap
+        points). The images are the same bytes as without masks. Not
+        available with ``return_X_y=True``.
     random_state : int, RandomState instance or None, default=None
         Seed for reproducible output (same seed, same bytes).
 
@@ -421,6 +294,16 @@ def make_cells(
             The latent blast score ``z`` of every cell (for diagnostics).
         filenames : ndarray of shape (n_cells,), str
             C-NMC style names ``UID_<subject>_<image>_<cell>_<label>.bmp``.
+        cell_mask : ndarray of shape (n_cells, image_size, image_size), bool
+            Only with ``return_masks=True``: pixels covered at least half by
+            the cell outline. Pixels outside it are black, except for a
+            one-pixel anti-aliased rim.
+        nucleus_mask : ndarray of shape (n_cells, image_size, image_size), bool
+            Only with ``return_masks=True``: pixels covered at least half by
+            the nucleus outline (a subset of ``cell_mask``). The nucleus
+            stain is drawn inside this outline before the focus blur, so its
+            edge in the image is soft. ``cell_mask & ~nucleus_mask`` is the
+            cytoplasm.
         DESCR : str
             Description of the data set.
 
@@ -466,6 +349,13 @@ def make_cells(
     check_scalar(class_separation, "class_separation", numbers.Real, min_val=0.0)
     check_scalar(subject_variability, "subject_variability", numbers.Real, min_val=0.0)
     check_scalar(noise, "noise", numbers.Real, min_val=0.0)
+    if not isinstance(return_masks, (bool, np.bool_)):
+        raise TypeError(f"return_masks must be True or False, got {return_masks!r}.")
+    if return_masks and return_X_y:
+        raise ValueError(
+            "return_masks=True needs return_X_y=False: the masks come in the Bunch "
+            "(cells.cell_mask, cells.nucleus_mask)."
+        )
     n_subjects, cells_per_subject, image_size = (
         int(n_subjects),
         int(cells_per_subject),
@@ -488,12 +378,21 @@ def make_cells(
     groups, target, filenames = groups[order], target[order], filenames[order]
 
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
+    if return_masks:
+        cell_mask = np.empty((n, image_size, image_size), dtype=bool)
+        nucleus_mask = np.empty((n, image_size, image_size), dtype=bool)
     # ~24 float32 work arrays of one image each are alive at the peak
     chunk = max(1, _CHUNK_BYTES // (24 * 4 * image_size * image_size))
     for start in range(0, n, chunk):
         idx = np.arange(start, min(start + chunk, n))
         chunk_rng = np.random.default_rng([*seed, start])
-        images[idx] = _render(cells, subjects, idx, image_size, noise, chunk_rng)
+        rendered = render(
+            cells, subjects, idx, image_size, noise, chunk_rng, return_masks
+        )
+        if return_masks:
+            images[idx], cell_mask[idx], nucleus_mask[idx] = rendered
+        else:
+            images[idx] = rendered
 
     if return_X_y:
         return images, target, groups
@@ -511,12 +410,12 @@ def make_cells(
             ),
             "brightness": subjects["illumination"].mean(axis=1),
             "stain_intensity": subjects["stain_intensity"],
-            "blur": subjects["blur"] * image_size / _REF_SIZE,
+            "blur": subjects["blur"] * image_size / REF_SIZE,
             "size_scale": subjects["size_scale"],
             "blast_offset": subjects["blast_offset"],
         }
     )
-    return Bunch(
+    bunch = Bunch(
         images=images,
         target=target,
         groups=groups,
@@ -525,6 +424,10 @@ def make_cells(
         filenames=filenames,
         DESCR=_DESCR,
     )
+    if return_masks:
+        bunch.cell_mask = cell_mask
+        bunch.nucleus_mask = nucleus_mask
+    return bunch
 
 
 def _simple_cell_features(images):

@@ -10,6 +10,9 @@
 - the torch twins of the preprocessing transformers
   (:class:`StainDeconvolutionModule`, :class:`LogDCTModule`,
   :class:`ChannelConcat`);
+- :func:`grad_cam`, Grad-CAM heatmaps of the last conv block;
+- :func:`tta_predict_proba` and :func:`dihedral_view`, test-time augmentation
+  over the exact flips and 90-degree rotations;
 - ``functional`` (the module ``_functional``): optical density, stain deconvolution
   and the thresholded log-DCT as torch functions (the library's only
   implementation of that math).
@@ -28,6 +31,7 @@ from ._functional import (
     od_to_stains,
     rgb_to_od,
 )
+from ._gradcam import grad_cam
 from ._leukonet import LeukoNetModule
 from ._networks import VGG11, BasicNetwork
 from ._preprocess import (
@@ -37,9 +41,16 @@ from ._preprocess import (
     StainDeconvolutionModule,
 )
 from ._sd_layer import SDLayer
+from ._tta import (
+    DIHEDRAL_VIEWS,
+    dihedral_view,
+    inverse_dihedral_view,
+    tta_predict_proba,
+)
 
 __all__ = [
     "ACTIVATIONS",
+    "DIHEDRAL_VIEWS",
     "PTELU",
     "VGG11",
     "BasicNetwork",
@@ -53,11 +64,15 @@ __all__ = [
     "SDLayer",
     "dct2",
     "dct_matrix",
+    "dihedral_view",
     "energy_threshold",
     "functional",
+    "grad_cam",
     "idct2",
+    "inverse_dihedral_view",
     "log_dct",
     "make_activation",
     "od_to_stains",
     "rgb_to_od",
+    "tta_predict_proba",
 ]

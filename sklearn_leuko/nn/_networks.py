@@ -46,6 +46,20 @@ def _conv_block(in_channels, out_channels, activation, batch_norm=True):
     return layers
 
 
+def _last_feature_module(body):
+    """The module whose output is the last convolutional feature map of ``body``.
+
+    That is the activation after the last convolution (and batch norm), before
+    the final max pool: the rectified last-convolution output that Grad-CAM
+    (Selvaraju et al., 2017) weights, at the finest resolution the last block
+    has.
+    """
+    for module in reversed(body):
+        if not isinstance(module, nn.MaxPool2d):
+            return module
+    raise RuntimeError("the network body holds no convolution")  # pragma: no cover
+
+
 class BasicNetwork(nn.Module):
     """The Basic Network of LeukoNet: strided stem, 5 conv blocks, bilinear pooling.
 
@@ -95,6 +109,9 @@ class BasicNetwork(nn.Module):
     classifier : torch.nn.Linear
     n_features : int
         Size of the bilinear features returned by :meth:`features`.
+    last_conv_block : torch.nn.Module
+        The activation closing the fifth conv block (before its max pool);
+        :func:`~sklearn_leuko.nn.grad_cam` hooks it.
 
     References
     ----------
@@ -185,6 +202,18 @@ class BasicNetwork(nn.Module):
             size.append(max(n, 0))
         return tuple(size)
 
+    @property
+    def last_conv_block(self):
+        """The activation closing the last conv block, before its max pool.
+
+        Its output, ``widths[-1]`` channels at ``H/32`` (11x11 at 350x350),
+        is the feature map that the bilinear pooling reads: the layer whose
+        channels Grad-CAM weights (:func:`~sklearn_leuko.nn.grad_cam`).
+        Taking it before the max pool keeps twice the resolution of the
+        pooled map (6x6 at 350x350).
+        """
+        return _last_feature_module(self.blocks)
+
     def features(self, x):
         """Bilinear features of the last convolution (the penultimate layer).
 
@@ -254,6 +283,9 @@ class VGG11(nn.Module):
     classifier : torch.nn.Linear
     n_features : int
         Size of the pooled features returned by :meth:`features`.
+    last_conv_block : torch.nn.Module
+        The activation after the eighth convolution (before the last max
+        pool); :func:`~sklearn_leuko.nn.grad_cam` hooks it.
 
     References
     ----------
@@ -303,6 +335,16 @@ class VGG11(nn.Module):
         self.n_features = self.widths[-1]
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(self.n_features, self.n_classes)
+
+    @property
+    def last_conv_block(self):
+        """The activation after the eighth convolution, before the last max pool.
+
+        Its output (``widths[-1]`` channels at ``H/16``) is the last
+        convolutional feature map: the layer whose channels Grad-CAM weights
+        (:func:`~sklearn_leuko.nn.grad_cam`).
+        """
+        return _last_feature_module(self.body)
 
     def features(self, x):
         """Globally average-pooled features of the last convolution.

@@ -274,12 +274,8 @@ def write_protocol_outputs(result, folder, X, y, filenames, tables=None):
     written : list of (pathlib.Path, str)
         Every file written and what it holds.
     """
-    from ._plots import (
-        plot_cell_spaces,
-        plot_confusion_matrix,
-        plot_fold_metrics,
-        plot_history,
-    )
+    from ._cell_plots import plot_cell_spaces
+    from ._plots import plot_confusion_matrix, plot_fold_metrics, plot_history
 
     tables = protocol_tables(result) if tables is None else tables
     output = Path(folder)
