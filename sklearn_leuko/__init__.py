@@ -31,6 +31,7 @@ _LAZY = {
     "InnerSplitWarning": "sklearn_leuko._classifier",
     "FeatureFusionClassifier": "sklearn_leuko.ensemble",
     "make_stage": "sklearn_leuko._stages",
+    "stage_networks": "sklearn_leuko._stages",
     "STAGES": "sklearn_leuko._registry",
     "StageSpec": "sklearn_leuko._registry",
     "get_stage": "sklearn_leuko._registry",

@@ -6,7 +6,7 @@ The stages themselves are described in :mod:`sklearn_leuko._registry`;
 
 from ._registry import get_stage, network_checkpoint_dir
 
-__all__ = ["make_stage"]
+__all__ = ["make_stage", "stage_networks"]
 
 # Fixed by the stage itself: changing them makes another stage.
 _STAGE_DEFINED = ("preprocessing", "architecture")
@@ -158,3 +158,47 @@ def make_stage(name, **params):
             )
         parts.append((part.network_name, _single(part, part_params)))
     return FeatureFusionClassifier(parts, **fusion_params)
+
+
+def stage_networks(model):
+    """The fitted networks of a stage, by name.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted stage: a :class:`~sklearn_leuko.LeukoNetClassifier`, a
+        Pipeline ending in one (the single stages), or a
+        :class:`~sklearn_leuko.FeatureFusionClassifier` of such pipelines
+        (the fusion stages).
+
+    Returns
+    -------
+    networks : list of (str, LeukoNetClassifier)
+        ``[("network", clf)]`` for a single network; the fused parts' names
+        (``"stage1"``, ``"stage2c"``) for a fusion; ``[]`` when the model
+        holds no network.
+
+    Examples
+    --------
+    >>> from sklearn_leuko import make_stage, stage_networks
+    >>> from sklearn_leuko.datasets import make_cells
+    >>> data = make_cells(n_subjects=6, cells_per_subject=4, image_size=24,
+    ...                   random_state=0)
+    >>> stage = make_stage("3C", widths=(4,) * 6, max_epochs=1, verbose=0)
+    >>> stage = stage.fit(data.images, data.target, groups=data.groups)
+    >>> [name for name, _ in stage_networks(stage)]
+    ['stage1', 'stage2c']
+    """
+    from ._classifier import LeukoNetClassifier
+
+    if isinstance(model, LeukoNetClassifier):
+        return [("network", model)]
+    if hasattr(model, "steps"):
+        return stage_networks(model.steps[-1][1])
+    named = getattr(model, "named_estimators_", None)
+    if named is None:
+        return []
+    found = []
+    for name, est in named.items():
+        found.extend((name, net) for _, net in stage_networks(est))
+    return found

@@ -42,6 +42,7 @@ from ._callbacks import (
     load_checkpoint,
 )
 from ._datapath import ImageBatchDataset, collate_batch
+from ._explain import ExplainMixin
 from ._interrupt import StopOnInterrupt, deferred_interrupt
 from ._net import OPTIMIZERS, ScaleToUnit, SkorchNet
 from ._params import (
@@ -69,6 +70,7 @@ class InnerSplitWarning(UserWarning):
 
 class LeukoNetClassifier(
     VersionedPickleMixin,
+    ExplainMixin,
     ClassNamePrefixFeaturesOutMixin,
     ClassifierMixin,
     BaseEstimator,
@@ -1063,6 +1065,9 @@ class LeukoNetClassifier(
         # state (two tensors per weight for Adam) would only make every saved
         # model three times larger. Resuming uses the checkpoint's copy.
         net.optimizer_.state.clear()
+        # Nor the last batch's gradients: they are not part of the model.
+        for parameter in net.module_.parameters():
+            parameter.grad = None
         self.net_ = net
         self.n_features_out_ = int(module.network.n_features)
         return self

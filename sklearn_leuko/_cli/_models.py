@@ -15,19 +15,9 @@ def size_text(n_bytes):
 
 def fitted_networks(model):
     """``(name, LeukoNetClassifier)`` of every network of a fitted stage."""
-    from .._classifier import LeukoNetClassifier
+    from .._stages import stage_networks
 
-    if isinstance(model, LeukoNetClassifier):
-        return [("network", model)]
-    if hasattr(model, "steps"):
-        return fitted_networks(model.steps[-1][1])
-    named = getattr(model, "named_estimators_", None)
-    if named is not None:
-        found = []
-        for name, est in named.items():
-            found.extend((name, net) for _, net in fitted_networks(est))
-        return found
-    return []
+    return stage_networks(model)
 
 
 def input_shape(model):
