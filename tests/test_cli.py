@@ -61,6 +61,7 @@ def test_cv_prints_table_and_writes_files(tmp_path):
         "3c",
         "--output",
         str(out),
+        "--html",
         "--quiet",
     )
     assert proc.returncode == 0, proc.stderr
@@ -78,7 +79,15 @@ def test_cv_prints_table_and_writes_files(tmp_path):
     table = load_table2(out / "table2.csv")
     assert table.index.tolist() == ["Stage-1", "Stage-3C"]
     assert "| Stage-3C |" in (out / "table2.md").read_text()
-    for name in ("confusion_matrix", "fold_metrics", "history", "cell_spaces"):
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
+    for name in (
+        "confusion_matrix",
+        "fold_metrics",
+        "history",
+        "cell_spaces",
+        "roc_curves",
+        "calibration",
+    ):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     with open(out / "predictions.csv") as handle:

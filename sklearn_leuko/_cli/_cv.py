@@ -68,6 +68,11 @@ def cmd_cv(args, console):
     tables = protocol_tables(result)
     console.out(format_protocol_report(result, tables))
     written = write_protocol_outputs(result, output, X, y, filenames, tables)
+    if args.html:
+        from ..report import to_html
+
+        path = to_html(result, output / "report.html", X, filenames=filenames)
+        written.append((path, "everything above in one self-contained HTML file"))
     console.out(
         f"Best stage on the validation folds: {result.best_stage}. Finished in "
         f"{elapsed:.0f} s."

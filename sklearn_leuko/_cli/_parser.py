@@ -321,6 +321,15 @@ def build_parser():
         "%(default)s)",
     )
     group.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html into --output: one self-contained file "
+        "(images embedded, no JavaScript, opens offline) with the settings and "
+        "versions, Table 2, ROC AUC and subject tables, ROC, calibration and "
+        "training curves, and the most confidently misclassified test cells with "
+        "their Grad-CAM heatmaps",
+    )
+    group.add_argument(
         "--checkpoint-dir",
         metavar="DIR",
         help="write a checkpoint of every network after every epoch (one "

@@ -9,12 +9,16 @@ density and log-DCT space, ROC curves, a reliability diagram, Grad-CAM
 overlays) to image files without opening a window.
 :func:`protocol_tables`, :func:`format_protocol_report` and
 :func:`write_protocol_outputs` turn the raw results of
-:func:`sklearn_leuko.evaluation.run_protocol` into tables, text and files.
+:func:`sklearn_leuko.evaluation.run_protocol` into tables, text and files;
+:func:`to_html` writes all of it, with a gallery of misclassified cells and
+their Grad-CAM heatmaps, into one self-contained HTML file.
 """
 
 from ._cell_plots import plot_cell_spaces, plot_gradcam_overlay
+from ._html import to_html
 from ._plots import plot_confusion_matrix, plot_fold_metrics, plot_history
 from ._protocol import (
+    auc_table,
     format_protocol_report,
     protocol_tables,
     summary_table,
@@ -31,6 +35,7 @@ from ._table import (
 )
 
 __all__ = [
+    "auc_table",
     "TABLE2_METRICS",
     "format_protocol_report",
     "format_table2",
@@ -47,5 +52,6 @@ __all__ = [
     "subject_table",
     "summary_table",
     "table2",
+    "to_html",
     "write_protocol_outputs",
 ]

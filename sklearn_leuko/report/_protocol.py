@@ -13,12 +13,19 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ..metrics import misclassified_subjects, subject_predictions
+from ..metrics import (
+    cell_roc_auc_score,
+    misclassified_subjects,
+    subject_predictions,
+    subject_roc_auc_score,
+)
 from ._table import format_table2, save_table2, subject_table, table2
 
 __all__ = [
+    "auc_table",
     "format_protocol_report",
     "protocol_tables",
+    "score_curves",
     "summary_table",
     "write_protocol_outputs",
 ]
@@ -93,6 +100,11 @@ def protocol_tables(result):
         misclassified : dict
             Stage label -> :func:`~sklearn_leuko.metrics.misclassified_subjects`
             (at least half of the subject's cells wrong), with ``split``.
+        auc_table : pandas.DataFrame
+            Threshold-free: ROC AUC of the cells and of the subjects (score =
+            mean P(all) of a subject's cells) on the validation folds
+            (pooled out-of-fold predictions) and the test subjects, in
+            percent; NaN where a split holds one class only.
 
     Examples
     --------
@@ -135,11 +147,57 @@ def protocol_tables(result):
         subj = pd.concat([subj, subj_test], axis=1)
     return Bunch(
         table2=table,
+        auc_table=auc_table(result),
         subject_table=subj,
         subjects=subjects,
         subject_accuracy=subject_acc,
         misclassified=misclassified,
     )
+
+
+def _auc(function, part, **kwargs):
+    import warnings
+
+    if len(part) == 0:
+        return np.nan
+    with warnings.catch_warnings():
+        # one class in the split: NaN, said in the table's docstring
+        warnings.simplefilter("ignore")
+        return 100 * function(
+            part["y_true"].to_numpy(), part["p_all"].to_numpy(), **kwargs
+        )
+
+
+def auc_table(result):
+    """ROC AUC per stage: cells and subjects, validation folds and test subjects.
+
+    Parameters
+    ----------
+    result : ProtocolResult
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Index "Model"; columns "Val cell AUC", "Val subject AUC" and, with a
+        test set, "Test cell AUC", "Test subject AUC", in percent. The
+        validation AUCs pool the out-of-fold predictions of all folds.
+    """
+    rows = {}
+    for label in result.stages:
+        cells = result.predictions[label]
+        row = {}
+        for split, name in (("val", "Val"), ("test", "Test")):
+            part = cells[cells["split"] == split]
+            if split == "test" and not _has_test(result):
+                continue
+            row[f"{name} cell AUC"] = _auc(cell_roc_auc_score, part)
+            row[f"{name} subject AUC"] = _auc(
+                subject_roc_auc_score, part, groups=part["subject"].to_numpy()
+            )
+        rows[label] = row
+    table = pd.DataFrame.from_dict(rows, orient="index").round(2)
+    table.index.name = "Model"
+    return table
 
 
 def summary_table(result, tables=None):
@@ -164,6 +222,9 @@ def summary_table(result, tables=None):
         row = {"Val F1-W": 100 * float(np.mean(cv["test_f1_weighted"]))}
         if has_test:
             row["Test F1-W"] = 100 * result.test_metrics[label]["f1_weighted"]
+        row["Val AUC"] = tables.auc_table.loc[label, "Val cell AUC"]
+        if has_test:
+            row["Test AUC"] = tables.auc_table.loc[label, "Test cell AUC"]
         for split, name in _SPLITS:
             part = subjects[subjects["split"] == split]
             if len(part):
@@ -223,9 +284,9 @@ def format_protocol_report(result, tables=None):
         )
     lines += ["", format_table2(paper), ""]
     lines += [
-        "Weighted F1 (F1-W, the C-NMC challenge metric), subjects diagnosed "
-        "correctly (leukemic when the mean P(all) of their cells is >= 0.5) and "
-        "training time:",
+        "Weighted F1 (F1-W, the C-NMC challenge metric), ROC AUC of the cells "
+        "(validation folds pooled), subjects diagnosed correctly (leukemic when the "
+        "mean P(all) of their cells is >= 0.5) and training time:",
         "",
         format_table2(summary_table(result, tables), floatfmt=".2f"),
         "",
@@ -247,14 +308,27 @@ def format_protocol_report(result, tables=None):
     return "\n".join(lines)
 
 
+def score_curves(result):
+    """``{stage label: (y_true, p_all)}`` of the test cells (or the pooled
+    validation cells without a test set), for ROC and calibration plots."""
+    split = "test" if _has_test(result) else "val"
+    curves = {}
+    for label in result.stages:
+        cells = result.predictions[label]
+        part = cells[cells["split"] == split]
+        curves[label] = (part["y_true"].to_numpy(), part["p_all"].to_numpy())
+    return curves
+
+
 def write_protocol_outputs(result, folder, X, y, filenames, tables=None):
     """Write the tables and figures of a protocol run into a folder.
 
-    Files: ``table2.csv``, ``table2.md`` (Table 2 and the subject-level
-    table), ``subjects.csv``, ``predictions.csv``, and the figures
-    ``confusion_matrix.png`` (best stage, test subjects or pooled
-    validation folds), ``fold_metrics.png``, ``history.png`` (a training
-    curve) and ``cell_spaces.png`` (one cell in RGB, OD and log-DCT space).
+    Files: ``table2.csv``, ``table2.md`` (Table 2, the ROC AUC table and
+    the subject-level table), ``subjects.csv``, ``predictions.csv``, and the
+    figures ``confusion_matrix.png`` (best stage, test subjects or pooled
+    validation folds), ``fold_metrics.png``, ``roc_curves.png`` and
+    ``calibration.png`` (every stage), ``history.png`` (a training curve)
+    and ``cell_spaces.png`` (one cell in RGB, OD and log-DCT space).
 
     Parameters
     ----------
@@ -276,6 +350,7 @@ def write_protocol_outputs(result, folder, X, y, filenames, tables=None):
     """
     from ._cell_plots import plot_cell_spaces
     from ._plots import plot_confusion_matrix, plot_fold_metrics, plot_history
+    from ._score_plots import plot_calibration, plot_roc_curves
 
     tables = protocol_tables(result) if tables is None else tables
     output = Path(folder)
@@ -288,6 +363,8 @@ def write_protocol_outputs(result, folder, X, y, filenames, tables=None):
     path.write_text(
         "## Table 2\n\n"
         + format_table2(tables.table2, "markdown")
+        + "\n\n## ROC AUC\n\n"
+        + format_table2(tables.auc_table, "markdown")
         + "\n\n## Subject-level diagnosis\n\n"
         + format_table2(tables.subject_table, "markdown")
         + "\n"
@@ -330,6 +407,17 @@ def write_protocol_outputs(result, folder, X, y, filenames, tables=None):
         tables.table2, output / "fold_metrics.png", title="Table 2 per split"
     )
     written.append((path, "metrics per fold and test set"))
+
+    curves = score_curves(result)
+    where = "test subjects" if _has_test(result) else "validation folds, pooled"
+    path = plot_roc_curves(
+        curves, output / "roc_curves.png", title=f"ROC curves, cells of the {where}"
+    )
+    written.append((path, f"ROC curve of every stage ({where})"))
+    path = plot_calibration(
+        curves, output / "calibration.png", title=f"Calibration, {where}"
+    )
+    written.append((path, f"reliability diagram of every stage ({where})"))
 
     if result.histories:
         label = next(iter(result.histories))
