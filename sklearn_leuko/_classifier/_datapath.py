@@ -102,6 +102,11 @@ class ImageBatchDataset(Dataset):
             target = torch.zeros(len(rows), dtype=torch.long)
         else:
             target = torch.from_numpy(np.asarray(self.y[rows], dtype=np.int64))
+        if self.pin_memory:
+            # The small tensors too: a copy from pageable memory blocks the host.
+            if "augment_mask" in batch:
+                batch["augment_mask"] = batch["augment_mask"].pin_memory()
+            target = target.pin_memory()
         return batch, target
 
     def __getitem__(self, position):
