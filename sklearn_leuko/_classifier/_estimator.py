@@ -41,7 +41,12 @@ from ._callbacks import (
     fingerprint_mismatch,
     load_checkpoint,
 )
-from ._datapath import ImageBatchDataset, collate_batch
+from ._datapath import (
+    BatchLoader,
+    ImageBatchDataset,
+    images_to_device,
+    resolve_data_on_device,
+)
 from ._explain import ExplainMixin
 from ._interrupt import StopOnInterrupt, deferred_interrupt
 from ._net import OPTIMIZERS, ScaleToUnit, SkorchNet
@@ -54,6 +59,9 @@ from ._params import (
 from ._versioning import VersionedPickleMixin
 
 __all__ = ["CellLevelSplitWarning", "InnerSplitWarning", "LeukoNetClassifier"]
+
+# Default validation / prediction batch size on CUDA (iterator_valid__batch_size).
+_CUDA_PREDICT_BATCH_SIZE = 256
 
 
 class CellLevelSplitWarning(UserWarning):
@@ -177,10 +185,29 @@ class LeukoNetClassifier(
         epochs. ``None`` never stops early.
     device : str, default="auto"
         ``"auto"`` is resolved at fit time: CUDA when available, else CPU.
+    data_on_device : {"auto", True, False}, default="auto"
+        Keep the training images on the device for the whole fit: they are
+        copied there once, and every batch is drawn there by indexing, with
+        no host copy per batch. ``False`` streams the batches from host
+        memory through a torch DataLoader (on CUDA: gathered into pinned
+        memory, copied on a side stream while the previous batch computes).
+        ``"auto"``: on CUDA when the images take at most half of the free
+        device memory, never on the CPU. On the CPU ``True`` draws the
+        batches by torch indexing of a tensor view of ``X`` (no copy, no
+        DataLoader). Both give the same batches and, on the CPU, the same
+        weights. The ``iterator_train__*`` loader settings (``num_workers``,
+        ``pin_memory``, ``prefetch_factor``, ...) apply to the streamed
+        batches only; device-resident data ignores them. Prediction always
+        streams (one pass: the copy overlaps the computation).
     mixed_precision : {"auto", True, False}, default="auto"
-        bfloat16 autocast for the network (never for the preprocessing), on
-        CUDA only. ``"auto"`` enables it on CUDA devices that support
-        bfloat16; a model trained so and loaded on a CPU runs in float32.
+        bfloat16 autocast for the network (never for the augmentation and
+        the preprocessing, which stay float32). ``"auto"`` enables it where
+        bfloat16 is native: CUDA devices of compute capability 8.0 or higher
+        and CPUs with AVX512-BF16, AMX or Arm BF16
+        (:func:`sklearn_leuko.nn.cpu_has_native_bf16`). ``True`` on a CPU
+        without them is refused (emulated bfloat16 is slower than float32).
+        A model trained in bfloat16 runs in float32 on a CPU without native
+        bfloat16.
     channels_last : {"auto", True, False}, default="auto"
         Channels-last memory format for the network input; ``"auto"`` enables
         it (faster on CUDA and on the CPU; measured in
@@ -216,12 +243,15 @@ class LeukoNetClassifier(
         skorch-style prefixed arguments, handed to the skorch net as they
         are: ``optimizer__betas=(0.9, 0.99)``, ``criterion__weight=...``
         (a float tensor of one weight per class, in the order of
-        ``classes_``), ``iterator_train__num_workers=2``,
-        ``callbacks__<name>__<param>``. They are parameters like the named
-        ones (``get_params``, ``set_params``, ``GridSearchCV``). Arguments
-        that a named parameter or the data path already sets
-        (``optimizer__lr``, ``iterator_train__batch_size``, ...) are refused
-        with the parameter to use instead.
+        ``classes_``), ``iterator_train__num_workers=2`` (streamed batches
+        only, see ``data_on_device``), ``iterator_valid__batch_size=256``
+        (validation and prediction batches; default ``batch_size`` on the
+        CPU and ``max(batch_size, 256)`` on CUDA, where large batches keep
+        the GPU busy), ``callbacks__<name>__<param>``. They are parameters
+        like the named ones (``get_params``, ``set_params``,
+        ``GridSearchCV``). Arguments that a named parameter or the data path
+        already sets (``optimizer__lr``, ``iterator_train__batch_size``,
+        ...) are refused with the parameter to use instead.
 
     Attributes
     ----------
@@ -301,6 +331,7 @@ class LeukoNetClassifier(
         validation_fraction=0.2,
         patience=None,
         device="auto",
+        data_on_device="auto",
         mixed_precision="auto",
         channels_last="auto",
         preprocessing_fit_samples=512,
@@ -333,6 +364,7 @@ class LeukoNetClassifier(
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.device = device
+        self.data_on_device = data_on_device
         self.mixed_precision = mixed_precision
         self.channels_last = channels_last
         self.preprocessing_fit_samples = preprocessing_fit_samples
@@ -496,6 +528,8 @@ class LeukoNetClassifier(
         # they were trained with the fixed deconvolution.
         state.setdefault("stain_layer", "fixed")
         state.setdefault("stain_matrix", "giemsa")
+        # Added in 0.2; where the data lives does not change the model.
+        state.setdefault("data_on_device", "auto")
         super().__setstate__(state)
 
     def _make_network(self, in_channels):
@@ -580,14 +614,23 @@ class LeukoNetClassifier(
 
     def _build_net(self, module, device=None, **training):
         device = self.device_ if device is None else resolve_device(device)
-        pin = device.startswith("cuda")
+        on_cuda = device.startswith("cuda")
         settings = {
             "optimizer__weight_decay": self.weight_decay,
+            "iterator_train": BatchLoader,
+            "iterator_valid": BatchLoader,
             "iterator_train__shuffle": True,
-            "iterator_train__collate_fn": collate_batch,
-            "iterator_train__pin_memory": pin,
-            "iterator_valid__collate_fn": collate_batch,
-            "iterator_valid__pin_memory": pin,
+            # Inference needs no gradient memory, and on a GPU small batches
+            # leave it idle between kernel launches.
+            "iterator_valid__batch_size": (
+                max(self.batch_size, _CUDA_PREDICT_BATCH_SIZE)
+                if on_cuda
+                else self.batch_size
+            ),
+            # On CUDA the per-batch loss.item() would make the host wait for
+            # every batch; the losses are read once per epoch instead. A
+            # progress bar shows each batch's loss, so it keeps the item().
+            "defer_loss_sync": on_cuda and not self.progress_bar,
         }
         if self.optimizer == "sgd":
             settings["optimizer__momentum"] = self.momentum
@@ -689,10 +732,21 @@ class LeukoNetClassifier(
         return np.arange(n), None
 
     def _resolve_speedups(self, device):
-        on_cuda = device.startswith("cuda")
+        from ..nn import _precision
+
+        kind = torch.device(device).type
         amp = self.mixed_precision
         if amp == "auto":
-            amp = on_cuda and torch.cuda.is_bf16_supported()
+            amp = (kind == "cuda" and _precision.cuda_has_native_bf16()) or (
+                kind == "cpu" and _precision.cpu_has_native_bf16()
+            )
+        elif amp is True and kind == "cpu" and not _precision.cpu_has_native_bf16():
+            raise ValueError(
+                "mixed_precision=True: this CPU has no native bfloat16 (no "
+                "AVX512-BF16, AMX or Arm BF16), so bfloat16 would be emulated and "
+                "slower than float32; use mixed_precision='auto' (float32 here) or "
+                "False."
+            )
         cl = self.channels_last
         if cl == "auto":
             # Faster on CUDA and, with oneDNN convolutions, on the CPU too.
@@ -778,6 +832,11 @@ class LeukoNetClassifier(
             # half-fitted model behind that could be taken for a trained one.
             self._forget_fit()
             raise
+        finally:
+            if devices:
+                # Hand the device copy of the images (gone with _fit's frame)
+                # back to other processes.
+                torch.cuda.empty_cache()
 
     def _forget_fit(self):
         for key in list(vars(self)):
@@ -982,6 +1041,7 @@ class LeukoNetClassifier(
             valid_set = ImageBatchDataset(X, y_enc, valid_rows)
         else:
             valid_set = None
+        train_set, valid_set = self._place_data(X, train_set, valid_set)
 
         module = self.build_module()
         self._warn_degenerate_pooling(module.network)
@@ -1090,12 +1150,31 @@ class LeukoNetClassifier(
                 stacklevel=5,
             )
 
+    def _place_data(self, X, train_set, valid_set):
+        """Move the datasets to the device when ``data_on_device`` says so.
+
+        The training and the inner validation cells are rows of one array,
+        which goes to the device once; separate ``validation_data`` goes on
+        its own.
+        """
+        separate = valid_set is not None and valid_set.X is not X
+        nbytes = X.nbytes + (valid_set.X.nbytes if separate else 0)
+        if not resolve_data_on_device(self.data_on_device, self.device_, nbytes):
+            return train_set, valid_set
+        images = images_to_device(X, self.device_)
+        train_set = train_set.to_device(images)
+        if separate:
+            valid_set = valid_set.to_device(images_to_device(valid_set.X, self.device_))
+        elif valid_set is not None:
+            valid_set = valid_set.to_device(images)
+        return train_set, valid_set
+
     def _training_rows(self, y_enc, train_rows, augment_mode, rng):
+        # augment="all" needs no mask: the augmenter augments every sample
+        # of a batch that comes without one.
         augment_mask = None
         indices = train_rows
-        if augment_mode == "all":
-            augment_mask = np.ones(len(y_enc), dtype=bool)
-        elif augment_mode in ("minority", "normal"):
+        if augment_mode in ("minority", "normal"):
             counts = np.bincount(y_enc[train_rows], minlength=len(self.classes_))
             if augment_mode == "minority":
                 augmented = int(np.argmin(counts))
@@ -1203,7 +1282,10 @@ class LeukoNetClassifier(
             For two classes ``logit[classes_[1]] - logit[classes_[0]]``.
         """
         X = self._check_predict_input(X)
-        logits = self.net_.forward(ImageBatchDataset(X), training=False).numpy()
+        # Outputs stay on the device until the end: one copy, not one per batch.
+        device = self.net_.device
+        logits = self.net_.forward(ImageBatchDataset(X), training=False, device=device)
+        logits = logits.cpu().numpy()
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
         return logits
@@ -1226,9 +1308,11 @@ class LeukoNetClassifier(
         out = []
         with torch.no_grad():
             for batch, _ in self.net_.get_iterator(dataset, training=False):
-                batch = {k: v.to(self.net_.device) for k, v in batch.items()}
-                out.append(module.features(batch["X"]).cpu())
-        return torch.cat(out).numpy().astype(np.float32, copy=False)
+                # A no-op for the batches of BatchLoader, already on the device.
+                x = batch["X"].to(self.net_.device)
+                out.append(module.features(x))
+        # On the device until the end: one copy, not one per batch.
+        return torch.cat(out).cpu().numpy().astype(np.float32, copy=False)
 
     @property
     def _n_features_out(self):

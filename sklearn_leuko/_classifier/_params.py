@@ -38,10 +38,17 @@ _OWNED = {
     "optimizer__weight_decay": "weight_decay",
     "optimizer__momentum": "momentum",
     "iterator_train__batch_size": "batch_size",
-    "iterator_valid__batch_size": "batch_size",
     "iterator_train__collate_fn": None,
     "iterator_valid__collate_fn": None,
     "iterator_train__drop_last": None,
+    # The batch order comes from BatchLoader's own permutation (the same for
+    # device-resident and streamed data); a sampler would contradict it.
+    "iterator_train__sampler": None,
+    "iterator_valid__sampler": None,
+    "iterator_train__batch_sampler": None,
+    "iterator_valid__batch_sampler": None,
+    "iterator_train__device": "device",
+    "iterator_valid__device": "device",
 }
 
 #: Accepted values of ``augment`` and the mode each one means.
@@ -85,6 +92,7 @@ PARAMETER_CONSTRAINTS = {
     "validation_fraction": [None, Interval(Real, 0, 1, closed="left")],
     "patience": [None, Interval(Integral, 1, None, closed="left")],
     "device": [str, torch.device],
+    "data_on_device": [StrOptions({"auto"}), "boolean"],
     "mixed_precision": [StrOptions({"auto"}), "boolean"],
     "channels_last": [StrOptions({"auto"}), "boolean"],
     "preprocessing_fit_samples": [Interval(Integral, 1, None, closed="left")],

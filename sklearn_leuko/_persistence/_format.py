@@ -15,7 +15,11 @@ FORMAT_VERSION = 3
 
 # Parameters added since format version 1 -> the behaviour of older files.
 ADDED_PARAMS = {
-    LEUKONET: {"stain_layer": "fixed", "stain_matrix": "giemsa"},
+    LEUKONET: {
+        "stain_layer": "fixed",
+        "stain_matrix": "giemsa",
+        "data_on_device": "auto",
+    },
     "sklearn_leuko.preprocessing.StainDeconvolution": {"macenko_erosion": 0},
 }
 

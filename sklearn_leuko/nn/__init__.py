@@ -7,6 +7,8 @@
 - :class:`ImageAugmenter`, batched on-device augmentation with kornia;
 - :class:`LeukoNetModule`, the whole forward path (augmentation,
   preprocessing, network) that the classifier trains;
+- :func:`cpu_has_native_bf16` and :func:`autocast_context`: where bfloat16
+  mixed precision pays off;
 - the torch twins of the preprocessing transformers
   (:class:`StainDeconvolutionModule`, :class:`LogDCTModule`,
   :class:`ChannelConcat`);
@@ -34,6 +36,7 @@ from ._functional import (
 from ._gradcam import grad_cam
 from ._leukonet import LeukoNetModule
 from ._networks import VGG11, BasicNetwork
+from ._precision import autocast_context, cpu_has_native_bf16, cuda_has_native_bf16
 from ._preprocess import (
     ChannelConcat,
     LearnableStainInput,
@@ -62,6 +65,9 @@ __all__ = [
     "StainDeconvolutionModule",
     "ImageAugmenter",
     "SDLayer",
+    "autocast_context",
+    "cpu_has_native_bf16",
+    "cuda_has_native_bf16",
     "dct2",
     "dct_matrix",
     "dihedral_view",

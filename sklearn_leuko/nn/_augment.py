@@ -18,6 +18,21 @@ __all__ = ["ImageAugmenter"]
 _MIN_SIGMA = 1e-3
 
 
+def _to_device(tensor, device, dtype=None):
+    """Send a small CPU tensor of random draws to ``device`` without a sync.
+
+    The draws are made on the CPU (so a seed gives the same augmentation on
+    every device); a plain ``.to("cuda")`` of pageable memory would wait for
+    the GPU to finish its queued work, once per draw and batch. From pinned
+    memory the copy is queued like a kernel.
+    """
+    if dtype is not None:
+        tensor = tensor.to(dtype)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def _check_probability(value, name):
     if (
         isinstance(value, bool)
@@ -78,10 +93,15 @@ class ImageAugmenter(nn.Module):
        uniformly in ``blur_sigma`` (kernel size ``2 * ceil(3 * high) + 1``,
        replicated borders).
 
-    Every parameter is drawn per sample from torch's global random number
-    generator, so :func:`torch.manual_seed` makes the result reproducible on
-    the CPU. The module only augments in training mode; after ``.eval()``
-    :meth:`forward` returns its input unchanged.
+    Every parameter is drawn per sample from torch's global (CPU) random
+    number generator, whatever the device of the batch, so
+    :func:`torch.manual_seed` makes the result reproducible on the CPU. On a
+    GPU the draws reach the device through pinned memory and the module never
+    waits for the GPU (no host synchronisation per batch); with a ``mask``
+    it then transforms every sample and keeps the masked ones, where the CPU
+    transforms only the masked ones (so the two draw different numbers). The
+    module only augments in training mode; after ``.eval()`` :meth:`forward`
+    returns its input unchanged.
 
     Parameters
     ----------
@@ -211,10 +231,17 @@ class ImageAugmenter(nn.Module):
         if not self.training or len(self.transforms) == 0 or self.p == 0:
             return x
         if self.p < 1:
-            drawn = torch.rand(x.shape[0]) < self.p
-            drawn = drawn.to(x.device)
+            drawn = _to_device(torch.rand(x.shape[0]) < self.p, x.device)
             mask = drawn if mask is None else mask & drawn
-        if mask is None or bool(mask.all()):
+        if mask is None:
+            return self.transforms(x)
+        if x.device.type == "cpu":
+            return self._augment_gathered(x, mask)
+        return self._augment_selected(x, mask)
+
+    def _augment_gathered(self, x, mask):
+        """Transform only the masked samples (reads the mask on the host)."""
+        if bool(mask.all()):
             # Everything augmented: skip the gather / clone / scatter copies.
             return self.transforms(x)
         index = mask.nonzero().squeeze(1)
@@ -223,6 +250,15 @@ class ImageAugmenter(nn.Module):
         out = x.clone()
         out[index] = self.transforms(x[index]).to(x.dtype)
         return out
+
+    def _augment_selected(self, x, mask):
+        """Transform every sample, keep the masked ones (no host synchronisation).
+
+        On a GPU, gathering the masked samples would need their count on the
+        host, i.e. wait for the GPU once per batch; transforming all of them
+        is cheaper there.
+        """
+        return torch.where(mask.view(-1, 1, 1, 1), self.transforms(x).to(x.dtype), x)
 
     def extra_repr(self):
         return (
@@ -250,26 +286,30 @@ class RandomAffineFlip(nn.Module):
     def forward(self, x):
         n, _, h, w = x.shape
         dev, dt = x.device, x.dtype
+        # The parameters and the (n, 2, 3) matrices are drawn and built on the
+        # CPU, then sent in one copy: the same warp on every device, and no
+        # synchronisation of a GPU.
 
         def uniform(bound, size=(n,)):
-            return (torch.rand(size) * 2 - 1).mul(bound).to(dev, dt)
+            return (torch.rand(size) * 2 - 1).mul(bound).to(dt)
 
         def sign(enabled):
             flip = torch.rand(n) < 0.5
-            return torch.where(flip & enabled, -1.0, 1.0).to(dev, dt)
+            return torch.where(flip & enabled, -1.0, 1.0).to(dt)
 
         scale = torch.stack([sign(self.hflip), sign(self.vflip)], dim=1)
         if self.rotation == 0 and self.shear == 0:
             # Flips alone: exact, no interpolation.
-            hflip = (scale[:, 0] < 0).view(n, 1, 1, 1)
-            vflip = (scale[:, 1] < 0).view(n, 1, 1, 1)
+            flips = _to_device(scale < 0, dev)
+            hflip = flips[:, 0].view(n, 1, 1, 1)
+            vflip = flips[:, 1].view(n, 1, 1, 1)
             x = torch.where(hflip, x.flip(-1), x)
             return torch.where(vflip, x.flip(-2), x)
         angle = uniform(self.rotation)
         shear = torch.deg2rad(uniform(self.shear, (n, 2)))  # kornia wants radians
-        center = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=dev, dtype=dt)
+        center = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=dt)
         matrix = get_affine_matrix2d(
-            torch.zeros(n, 2, device=dev, dtype=dt),
+            torch.zeros(n, 2, dtype=dt),
             center.expand(n, 2),
             scale,
             angle,
@@ -283,7 +323,7 @@ class RandomAffineFlip(nn.Module):
         theta = torch.linalg.inv(to_norm)[:, :2]
         xs = torch.linspace(-1, 1, w, device=dev, dtype=dt).view(1, 1, w)
         ys = torch.linspace(-1, 1, h, device=dev, dtype=dt).view(1, h, 1)
-        t = theta.reshape(n, 6, 1, 1)
+        t = _to_device(theta.reshape(n, 6, 1, 1), dev)
         grid = torch.stack(
             [
                 t[:, 0] * xs + t[:, 1] * ys + t[:, 2],
@@ -331,17 +371,21 @@ class RandomGaussianBlur(nn.Module):
 
     def forward(self, x):
         n, c, h, w = x.shape
-        chosen = (torch.rand(n) < self.p).nonzero().squeeze(1).to(x.device)
+        # Drawn and built on the CPU (the count m is known there without a
+        # synchronisation), then sent to the device.
+        chosen = (torch.rand(n) < self.p).nonzero().squeeze(1)
         m = chosen.numel()
         if m == 0:
             return x
         low, high = self.sigma
-        sigma = (low + (high - low) * torch.rand(m)).to(x.device, x.dtype)
+        sigma = (low + (high - low) * torch.rand(m)).to(x.dtype)
         half = self.kernel_size // 2
-        r = torch.arange(-half, half + 1, device=x.device, dtype=x.dtype)
+        r = torch.arange(-half, half + 1, dtype=x.dtype)
         g = torch.exp(-(r[None] ** 2) / (2 * sigma[:, None] ** 2))
         g = g / g.sum(dim=1, keepdim=True)
         kernel = (g[:, :, None] * g[:, None, :]).repeat_interleave(c, dim=0)
+        chosen = _to_device(chosen, x.device)
+        kernel = _to_device(kernel, x.device)
         sub = F.pad(x[chosen].reshape(1, m * c, h, w), (half,) * 4, mode="replicate")
         blurred = F.conv2d(sub, kernel[:, None], groups=m * c).reshape(m, c, h, w)
         out = x if self.inplace else x.clone()

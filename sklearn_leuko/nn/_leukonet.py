@@ -5,10 +5,10 @@ copy of the data: a batch reaches the device as uint8 and everything else
 happens there, per batch.
 """
 
-import contextlib
-
 import torch
 from torch import nn
+
+from ._precision import autocast_context
 
 
 class LeukoNetModule(nn.Module):
@@ -33,8 +33,12 @@ class LeukoNetModule(nn.Module):
         float ``(n, 3, H, W)`` first; otherwise ``X`` is already a float
         channels-first batch.
     autocast_dtype : torch.dtype or None
-        On CUDA, run the network (not the preprocessing, whose logarithms need
-        float32) under :func:`torch.autocast` with this dtype. Ignored on CPU.
+        Run the network (not the augmentation and the preprocessing, whose
+        logarithms and DCT need float32) under :func:`torch.autocast` with
+        this dtype, on CUDA and on CPUs with native bfloat16
+        (:func:`~sklearn_leuko.nn.cpu_has_native_bf16`). On a CPU that would
+        emulate bfloat16 the network runs in float32, so a model trained in
+        mixed precision predicts in float32 there.
     channels_last : bool
         Use the channels-last memory format for the network input.
     """
@@ -71,11 +75,9 @@ class LeukoNetModule(nn.Module):
         return x
 
     def _autocast(self, x):
-        # Mixed precision is a CUDA speed-up only: a model trained with it on a
-        # GPU runs in float32 when loaded on a CPU.
-        if self.autocast_dtype is None or x.device.type != "cuda":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=x.device.type, dtype=self.autocast_dtype)
+        # Decided per call, from the device the batch is on: a model trained in
+        # bfloat16 runs in float32 on a CPU without native bfloat16.
+        return autocast_context(x.device.type, self.autocast_dtype)
 
     def forward(self, X, augment_mask=None, **kwargs):
         x = self._network_input(X, augment_mask)

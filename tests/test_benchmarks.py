@@ -1,0 +1,80 @@
+"""The benchmark scripts run (tiny sizes on the CPU), so they cannot rot."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args, tmp_path, timeout):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_quick_on_cpu(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    proc = _run(
+        [
+            str(ROOT / "benchmarks" / "gpu_check.py"),
+            "--device",
+            "cpu",
+            "--quick",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    sections = ("stages", "persistence", "throughput", "memory", "projection")
+    for section in sections:
+        assert section in report
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("(")]
+    assert [line.split(")")[0][1:] for line in lines[:5]] == list(sections)
+    assert report["stages"]["ok"] and set(report["stages"]["stages"]) == {
+        "1",
+        "2",
+        "2C",
+        "3",
+        "3C",
+        "vgg11",
+    }
+    assert report["persistence"]["ok"]
+    variants = report["throughput"]["variants"]
+    assert {"plain torch fp32", "Stage-1 fp32", "plain skorch fp32"} <= set(variants)
+    assert (
+        report["projection"]["stage3c_protocol_s"]
+        > report["projection"]["cnmc_epoch_s"]
+    )
+
+
+def test_bench_training_runs_tiny_on_cpu(tmp_path):
+    out = tmp_path / "training.json"
+    proc = _run(
+        [
+            str(ROOT / "benchmarks" / "bench_training.py"),
+            *("--n", "16", "--size", "32", "--batch-size", "8", "--epochs", "1"),
+            *("--repeats", "1", "--threads", "1", "--precision", "fp32"),
+            *("--no-skorch", "--out", str(out)),
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    assert results["plain torch fp32"]["train_vs_plain_torch"] == 1.0
+    assert results["sklearn-leuko fp32"]["train_cells_per_s"] > 0
