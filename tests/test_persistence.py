@@ -417,6 +417,17 @@ def test_joblib_file_from_other_version_warns(stages, monkeypatch):
         joblib.load(buffer)
 
 
+def test_joblib_dump_leaves_the_model_unchanged_for_safetensors(stages, tmp_path):
+    """Pickling once must not add attributes (the version stamp) to the model:
+    a safetensors export after a joblib dump would refuse them."""
+    before = {name: set(vars(est)) for name, est in stages.items()}
+    for est in stages.values():
+        joblib.dump(est, io.BytesIO())
+    assert {name: set(vars(est)) for name, est in stages.items()} == before
+    save_safetensors(stages["3"], tmp_path / "after_joblib.safetensors")
+    assert (tmp_path / "after_joblib.safetensors").stat().st_size > 0
+
+
 # ------------------------------------------------ the schema of model files
 def _edit_config(path, change, *, redigest=True):
     """Apply ``change(config_tree)`` to the file's JSON config: in place, or by

@@ -57,7 +57,7 @@ class SkorchNet(NeuralNetClassifier):
         self.defer_loss_sync = defer_loss_sync
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())
         # skorch pickles ``module_`` apart from the ``module`` it was built
         # from; here they are one object, so store the weights once.
         if state.get("module") is self.__dict__.get("module_"):

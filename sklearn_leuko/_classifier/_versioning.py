@@ -12,7 +12,9 @@ class VersionedPickleMixin:
     version that wrote them; loading with another version warns."""
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: on Python >= 3.11 BaseEstimator hands out ``self.__dict__``
+        # itself, and the version must not become an attribute of the model.
+        state = dict(super().__getstate__())
         state[_KEY] = __version__
         return state
 
