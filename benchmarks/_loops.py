@@ -7,6 +7,11 @@ Three ways to train the same network (the default BasicNetwork, Adam, lr
   precomputed once and already on the device, channels-last, the same
   precision as the library (``torch.autocast`` with bfloat16 or not),
   batches drawn by indexing a device tensor with a device permutation;
+- ``plain_torch_module``: the same loop over the library's own module
+  (:meth:`LeukoNetClassifier.build_module`: optical density and the
+  learnable SD-Layer per batch, then the network) on the same uint8 images
+  already on the device: the same computation as ``library``, so the ratio
+  between the two is the library's own overhead;
 - ``plain_skorch``: skorch's ``NeuralNetClassifier`` on the precomputed
   float32 arrays, out of the box;
 - ``library``: ``LeukoNetClassifier(preprocessing="od")`` on the raw uint8
@@ -28,6 +33,7 @@ __all__ = [
     "library",
     "plain_skorch",
     "plain_torch",
+    "plain_torch_module",
     "precompute_od",
     "predict_batch_size",
     "sync",
@@ -85,6 +91,42 @@ def plain_torch(od, y, *, device, batch_size, epochs, bf16, seed=0):
             with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(X[i : i + pbs].permute(0, 3, 1, 2))
             out.append(logits.float().softmax(1))
+        torch.cat(out).cpu().numpy()
+    return train_s, time.perf_counter() - start
+
+
+def plain_torch_module(clf, images, y, *, device, batch_size, epochs, seed=0):
+    """The plain loop over ``clf.build_module()`` on uint8 ``(n, H, W, 3)`` images.
+
+    ``clf`` is a fitted LeukoNetClassifier; its module is rebuilt with fresh
+    weights (and its own precision and memory format) and trained here.
+    """
+    torch.manual_seed(seed)
+    module = clf.build_module().to(device)
+    module.augmenter = None
+    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    X = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    Y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
+    n = len(X)
+    sync(device)
+    start = time.perf_counter()
+    module.train()
+    for _ in range(epochs):
+        perm = torch.randperm(n, device=device)
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            loss = loss_fn(module(X[idx]), Y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    sync(device)
+    train_s = time.perf_counter() - start
+    module.eval()
+    pbs = predict_batch_size(batch_size, device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = [module(X[i : i + pbs]).softmax(1) for i in range(0, n, pbs)]
         torch.cat(out).cpu().numpy()
     return train_s, time.perf_counter() - start
 

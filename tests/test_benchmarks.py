@@ -55,7 +55,13 @@ def test_gpu_check_runs_quick_on_cpu(tmp_path):
     }
     assert report["persistence"]["ok"]
     variants = report["throughput"]["variants"]
-    assert {"plain torch fp32", "Stage-1 fp32", "plain skorch fp32"} <= set(variants)
+    assert {
+        "plain torch fp32",
+        "plain torch, same module fp32",
+        "Stage-1 fp32",
+        "plain skorch fp32",
+    } <= set(variants)
+    assert variants["Stage-1 fp32"]["train_vs_same_module"] > 0
     assert (
         report["projection"]["stage3c_protocol_s"]
         > report["projection"]["cnmc_epoch_s"]
@@ -76,5 +82,7 @@ def test_bench_training_runs_tiny_on_cpu(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text())["results"]
-    assert results["plain torch fp32"]["train_vs_plain_torch"] == 1.0
+    assert results["plain torch, same module fp32"]["train_vs_same_module"] == 1.0
+    assert results["plain torch, OD precomputed fp32"]["train_vs_od_precomputed"] == 1.0
     assert results["sklearn-leuko fp32"]["train_cells_per_s"] > 0
+    assert results["sklearn-leuko fp32"]["predict_vs_same_module"] > 0
