@@ -39,7 +39,7 @@ from sklearn_leuko.datasets import make_cells
 from sklearn_leuko.preprocessing import ChannelUnion, LogDCT, StainDeconvolution
 
 start = time.perf_counter()
-data = make_cells(n_subjects=24, cells_per_subject=16, image_size=48, random_state=0)
+data = make_cells(n_subjects=24, cells_per_subject=16, image_size=72, random_state=0)
 # Hold out whole subjects: cells of one subject on both sides inflate accuracy.
 train, test = next(
     StratifiedGroupKFold(n_splits=3).split(data.images, data.target, data.groups)

@@ -13,8 +13,8 @@ from ._console import EXIT_USAGE, PROG
 # 1, 2, 2C, 3, 3C, 4 folds) runs in a few minutes on a 2-core CPU.
 SYNTHETIC_DEFAULTS = {
     "n_subjects": 40,
-    "cells_per_subject": 40,
-    "image_size": 32,
+    "cells_per_subject": 30,
+    "image_size": 72,
     "subject_variability": 1.0,
 }
 _DEFAULT_WIDTHS = "8,8,16,16,16,16"

@@ -177,7 +177,7 @@ def _filenames(groups, labels, rng):
 def make_cells(
     n_subjects=24,
     cells_per_subject=40,
-    image_size=64,
+    image_size=72,
     *,
     cancer_fraction=2 / 3,
     class_separation=1.0,
@@ -239,8 +239,9 @@ def make_cells(
         Number of subjects (patients and healthy donors).
     cells_per_subject : int, default=40
         Number of cells of every subject.
-    image_size : int, default=64
-        Height and width of the square images (at least 16). Lengths of the
+    image_size : int, default=72
+        Height and width of the square images (at least 16; from 65 on the
+        Basic Network's last feature map is 2x2, not 1x1). Lengths of the
         model scale with it; 350 matches the LeukoNet input.
     cancer_fraction : float, default=2/3
         Fraction of subjects that are ALL patients; 2/3 gives the ~2:1
