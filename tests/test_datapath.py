@@ -10,7 +10,7 @@ import torch
 from skorch.callbacks import Callback
 
 from sklearn_leuko import LeukoNetClassifier
-from sklearn_leuko._classifier import _estimator
+from sklearn_leuko._classifier import _training
 from sklearn_leuko._classifier._datapath import (
     DEVICE_MEMORY_FRACTION,
     BatchLoader,
@@ -132,7 +132,7 @@ def test_device_copy_of_the_images_is_released_after_fit(tiny_cells, monkeypatch
         copies.append(weakref.ref(images))
         return images
 
-    monkeypatch.setattr(_estimator, "images_to_device", recording)
+    monkeypatch.setattr(_training, "images_to_device", recording)
     clf = LeukoNetClassifier(
         preprocessing="od", data_on_device=True, random_state=0, **TINY
     )

@@ -1,6 +1,9 @@
 """LeukoNetClassifier and what only it uses.
 
-- ``_estimator``: the estimator;
+- ``_estimator``: the estimator (parameters, fit, predict);
+- ``_building``: its torch module and skorch net, from parameters and fitted state;
+- ``_training``: inner validation split, training rows, data placement, resume;
+- ``_explain``: Grad-CAM through the estimator;
 - ``_params``: its parameter constraints and skorch-style pass-through;
 - ``_net``: the skorch net it trains;
 - ``_datapath``: batches drawn from the uint8 image array;
