@@ -11,6 +11,10 @@ __all__ = ["make_stage", "stage_networks"]
 # Fixed by the stage itself: changing them makes another stage.
 _STAGE_DEFINED = ("preprocessing", "architecture")
 _FUSION_PARAMS = ("cv", "final_estimator", "n_jobs")
+# Network parameters that a fusion stage gives to the fusion instead: there
+# they act at inference only (the networks' tta would also average the
+# features the final layer is trained on).
+_FUSION_OWNED = ("tta",)
 
 
 def _net_param_names():
@@ -102,7 +106,10 @@ def make_stage(name, **params):
         paper did not augment Stage-2). So a fusion stage with
         ``augment="all"`` is "Stage-3C w/ aug" and with ``augment="normal"``
         "Stage-3C w/ Normal aug". A ``checkpoint_dir`` gets one sub-folder
-        per network (``<checkpoint_dir>/stage1``, ``.../stage2c``).
+        per network (``<checkpoint_dir>/stage1``, ``.../stage2c``). ``tta``
+        (test-time augmentation) goes to the
+        :class:`~sklearn_leuko.FeatureFusionClassifier` of a fusion stage,
+        which applies it to every network at inference.
 
         For the fusion stages also the fusion parameters ``cv``,
         ``final_estimator`` and ``n_jobs`` of
@@ -137,13 +144,14 @@ def make_stage(name, **params):
     spec = get_stage(name)
     net_names = _net_param_names()
     _check_params(spec, params, net_names)
-    net_params = {k: v for k, v in params.items() if k not in _FUSION_PARAMS}
     if not spec.is_fusion:
-        return _single(spec, net_params)
+        return _single(spec, params)
 
     from .ensemble import FeatureFusionClassifier, default_final_estimator
 
-    fusion_params = {k: v for k, v in params.items() if k in _FUSION_PARAMS}
+    fusion_keys = _FUSION_PARAMS + _FUSION_OWNED
+    net_params = {k: v for k, v in params.items() if k not in fusion_keys}
+    fusion_params = {k: v for k, v in params.items() if k in fusion_keys}
     if fusion_params.get("final_estimator") is None:
         fusion_params["final_estimator"] = default_final_estimator()
     parts = []

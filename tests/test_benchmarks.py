@@ -86,3 +86,24 @@ def test_bench_training_runs_tiny_on_cpu(tmp_path):
     assert results["plain torch, OD precomputed fp32"]["train_vs_od_precomputed"] == 1.0
     assert results["sklearn-leuko fp32"]["train_cells_per_s"] > 0
     assert results["sklearn-leuko fp32"]["predict_vs_same_module"] > 0
+
+
+def test_tta_effect_runs_tiny_on_cpu(tmp_path):
+    out = tmp_path / "tta_effect.json"
+    proc = _run(
+        [
+            str(ROOT / "benchmarks" / "tta_effect.py"),
+            *("--subjects", "12", "--cells", "4", "--size", "32", "--epochs", "1"),
+            *("--folds", "2", "--widths", "4,4,4,4,4,4", "--repeats", "1"),
+            *("--threads", "1", "--out", str(out)),
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert set(results["summary"]) == {"1", "2", "4", "8"}
+    assert len(results["folds"]) == 2
+    assert results["summary"]["1"]["time_factor_vs_tta1"]["mean"] == 1.0
+    assert results["summary"]["8"]["cells_per_s"]["mean"] > 0
+    assert "load_average_1_5_15_min" in results and "machine" in results

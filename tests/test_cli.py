@@ -186,6 +186,66 @@ def test_train_on_cnmc_folder_then_predict_round_trip(tmp_path, image_folder):
     assert labels == ["all" if p >= 0.5 else "hem" for p in p_all]
 
 
+def _predicted_p_all(out):
+    with open(out) as handle:
+        return np.array([float(row["p_all"]) for row in csv.DictReader(handle)])
+
+
+@pytest.mark.parametrize(
+    ("stage", "suffix", "set_expected"),
+    [
+        ("1", ".joblib", lambda model: model.set_params(net__tta=8)),
+        ("3C", ".safetensors", lambda model: model.set_params(tta=8)),
+    ],
+)
+def test_predict_tta_averages_every_network_over_the_views(
+    tmp_path, image_folder, capsys, stage, suffix, set_expected
+):
+    from sklearn_leuko import make_stage, save_model
+    from sklearn_leuko.datasets import make_cells, read_images
+    from sklearn_leuko.metrics import proba_of_cancer
+
+    folder, names = image_folder
+    cells = make_cells(
+        n_subjects=12, cells_per_subject=5, image_size=24, random_state=0
+    )
+    # Small batches, a few epochs: outputs that depend on the cell's orientation.
+    model = make_stage(
+        stage,
+        widths=(4, 4, 8, 8, 8, 8),
+        batch_size=4,
+        max_epochs=5,
+        validation_fraction=None,
+        verbose=0,
+        random_state=0,
+    ).fit(cells.images, cells.target)
+    path = tmp_path / f"model{suffix}"
+    save_model(model, path)
+    images = read_images([folder / name for name in names], image_size=24)
+
+    plain, averaged = tmp_path / "plain.csv", tmp_path / "tta.csv"
+    argv = ["predict", "--model", str(path), "--images", str(folder), "--quiet"]
+    assert main([*argv, "--out", str(plain)]) == 0
+    assert main([*argv, "--out", str(averaged), "--tta", "8"]) == 0
+    assert "averaged over 8 views" in capsys.readouterr().out
+
+    classes = [str(c) for c in model.classes_]
+    expected = proba_of_cancer(set_expected(model).predict_proba(images), classes)
+    np.testing.assert_allclose(_predicted_p_all(averaged), expected, atol=2e-6)
+    assert np.abs(_predicted_p_all(averaged) - _predicted_p_all(plain)).max() > 1e-4
+    # --tta 1 undoes a model saved with test-time augmentation.
+    save_model(model, path)
+    assert main([*argv, "--out", str(averaged), "--tta", "1"]) == 0
+    np.testing.assert_array_equal(_predicted_p_all(averaged), _predicted_p_all(plain))
+
+
+def test_predict_tta_accepts_only_view_counts(capsys):
+    assert main(["predict", "--model", "m.joblib", "--images", ".", "--tta", "3"]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err, 2, 2)
+    assert "--tta" in err and "choose from 1, 2, 4, 8" in err
+
+
 def test_missing_data_folder_is_one_line_error_in_a_subprocess(tmp_path):
     proc = run_cli("cv", "--data", str(tmp_path / "missing"))
     assert_one_line_error(proc.stderr, 1, proc.returncode)

@@ -79,6 +79,25 @@ ESTIMATORS = [
         ),
         "rgb_labelled",
     ),
+    (
+        "LeukoNetClassifier-tta8",
+        lambda: LeukoNetClassifier(
+            preprocessing="od",
+            widths=(4,) * 6,
+            max_epochs=1,
+            verbose=0,
+            random_state=0,
+            tta=8,
+        ),
+        "rgb_labelled",
+    ),
+    (
+        "FeatureFusionClassifier-3C-tta4",
+        lambda: make_stage(
+            "3C", widths=(4,) * 6, max_epochs=1, verbose=0, random_state=0, tta=4
+        ),
+        "rgb_labelled",
+    ),
 ]
 
 # Checks of sklearn.utils.estimator_checks that need no data (sklearn 1.9.1).

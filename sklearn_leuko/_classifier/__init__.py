@@ -9,7 +9,8 @@
 - ``_datapath``: batches drawn from the uint8 image array;
 - ``_callbacks``: best-epoch restore, resumable checkpoints, early stop;
 - ``_interrupt``: Ctrl-C deferred to the next batch boundary;
-- ``_versioning``: pickles that remember the library version.
+- ``_versioning``: pickles that remember the library version;
+- ``_tta``: test-time augmentation of the outputs (``tta``).
 """
 
 from ._estimator import CellLevelSplitWarning, InnerSplitWarning, LeukoNetClassifier

@@ -33,6 +33,7 @@ from ._params import (
     is_pass_through_param,
 )
 from ._training import CellLevelSplitWarning, InnerSplitWarning, TrainingMixin
+from ._tta import TTAMixin, check_tta
 from ._versioning import VersionedPickleMixin
 
 __all__ = ["CellLevelSplitWarning", "InnerSplitWarning", "LeukoNetClassifier"]
@@ -43,6 +44,7 @@ class LeukoNetClassifier(
     ModuleBuilderMixin,
     TrainingMixin,
     ExplainMixin,
+    TTAMixin,
     ClassNamePrefixFeaturesOutMixin,
     ClassifierMixin,
     BaseEstimator,
@@ -196,6 +198,27 @@ class LeukoNetClassifier(
         ``0`` silent, ``1`` skorch's epoch table.
     progress_bar : bool, default=False
         Show a progress bar over the batches of each epoch.
+    tta : {False, True, 1, 2, 4, 8}, default=False
+        Test-time augmentation: :meth:`predict_proba`, :meth:`predict`,
+        :meth:`decision_function` and :meth:`transform` average their output
+        over this many exact views of each cell, the first of
+        :data:`~sklearn_leuko.nn.DIHEDRAL_VIEWS`: 2 adds the horizontal
+        flip, 4 the vertical flip and the rotation by 180 degrees (any image
+        shape), 8 (or ``True``) the rotations by 90 and 270 degrees and the
+        two diagonal mirrors (square images only; use 4 otherwise).
+        ``False`` and 1 predict from the image alone. The views are index
+        permutations of the uint8 batch on the network's device (no
+        interpolation), made before the preprocessing, so TTA needs the raw
+        RGB input (the device form); a classifier fitted on preprocessed
+        float arrays refuses ``tta`` > 1. Probabilities are the mean of the
+        views' probabilities, the decision function is computed from that
+        mean, features are the mean of the views' features. Training is
+        unchanged; set it after fit
+        (``clf.set_params(tta=8).predict_proba(X)``) without refitting.
+        Cost: ``n`` views take ``n`` times the inference time (measured in
+        ``benchmarks/tta_effect.py``). In a fused stage
+        (:class:`~sklearn_leuko.FeatureFusionClassifier`) set its ``tta``
+        instead, which applies to all its fitted networks.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks (cloned at fit time), e.g.
         ``skorch.callbacks.LRScheduler``.
@@ -303,6 +326,7 @@ class LeukoNetClassifier(
         resume=False,
         verbose=1,
         progress_bar=False,
+        tta=False,
         callbacks=None,
         random_state=None,
         **kwargs,
@@ -336,6 +360,7 @@ class LeukoNetClassifier(
         self.resume = resume
         self.verbose = verbose
         self.progress_bar = progress_bar
+        self.tta = tta
         self.callbacks = callbacks
         self.random_state = random_state
         # skorch-style pass-through; validated in fit, as skorch does.
@@ -423,6 +448,8 @@ class LeukoNetClassifier(
         state.setdefault("stain_matrix", "giemsa")
         # Added in 0.2; where the data lives does not change the model.
         state.setdefault("data_on_device", "auto")
+        # Models pickled before tta existed predict from the image alone.
+        state.setdefault("tta", False)
         super().__setstate__(state)
 
     @_fit_context(
@@ -494,6 +521,8 @@ class LeukoNetClassifier(
                 "('od', 'log_dct' or 'od+log_dct') instead of transformers ahead "
                 "of the net; augmentation then runs first, in image space."
             )
+        # A model that could never predict with these settings is not trained.
+        check_tta(self.tta, kind, X.shape[1:])
         # Checked before any work, so that a device torch cannot use here is a
         # clear error and not a RuntimeError in the first batch.
         self.device_ = resolve_device(self.device)
@@ -557,9 +586,13 @@ class LeukoNetClassifier(
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``.
+            Columns in the order of ``classes_``; with ``tta`` the mean over
+            the views.
         """
         X = self._check_predict_input(X)
+        n_views = self._tta_views()
+        if n_views > 1:
+            return self._tta_predict_proba(X, n_views)
         return self.net_.predict_proba(ImageBatchDataset(X)).astype(np.float64)
 
     def predict(self, X):
@@ -587,9 +620,15 @@ class LeukoNetClassifier(
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            For two classes ``logit[classes_[1]] - logit[classes_[0]]``.
+            For two classes ``logit[classes_[1]] - logit[classes_[0]]``. With
+            ``tta`` the logits of the averaged probabilities,
+            ``log(proba)`` (for two classes ``log(p1) - log(p0)``), so the
+            sign agrees with :meth:`predict`.
         """
         X = self._check_predict_input(X)
+        n_views = self._tta_views()
+        if n_views > 1:
+            return self._tta_decision_function(X, n_views)
         # Outputs stay on the device until the end: one copy, not one per batch.
         device = self.net_.device
         logits = self.net_.forward(ImageBatchDataset(X), training=False, device=device)
@@ -608,8 +647,12 @@ class LeukoNetClassifier(
         Returns
         -------
         features : ndarray of float32, shape (n_samples, n_features_out_)
+            With ``tta`` the mean over the views.
         """
         X = self._check_predict_input(X)
+        n_views = self._tta_views()
+        if n_views > 1:
+            return self._tta_transform(X, n_views)
         module = self.net_.module_
         module.eval()
         dataset = ImageBatchDataset(X)

@@ -12,7 +12,7 @@ import difflib
 from numbers import Integral, Real
 
 import torch
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 
 __all__ = [
     "AUGMENT_MODES",
@@ -100,6 +100,7 @@ PARAMETER_CONSTRAINTS = {
     "resume": ["boolean"],
     "verbose": ["verbose"],
     "progress_bar": ["boolean"],
+    "tta": ["boolean", Options(Integral, {1, 2, 4, 8})],
     "callbacks": [None, list],
     "random_state": ["random_state"],
 }

@@ -136,8 +136,9 @@ class TrainingMixin:
         """What a resumed fit must share with the interrupted one.
 
         The parameters (except those that only say where and how loudly to
-        train) and a SHA-256 of every value of the data: images, labels (and
-        their names), subject IDs and ``validation_data``. A RandomState
+        train, and ``tta``, which acts at prediction only) and a SHA-256 of
+        every value of the data: images, labels (and their names), subject
+        IDs and ``validation_data``. A RandomState
         instance is recorded by its type: its state is not a parameter, and
         the seed the fit drew from it is kept in the checkpoint.
         """
@@ -149,6 +150,7 @@ class TrainingMixin:
                 "resume",
                 "checkpoint_dir",
                 "callbacks",
+                "tta",
             ):
                 continue
             if isinstance(value, np.random.RandomState):

@@ -31,6 +31,22 @@ def input_shape(model):
     return nets[0][1].input_shape_
 
 
+def set_tta(model, n_views):
+    """Test-time augmentation with ``n_views`` views for every network of a
+    fitted stage, and for a fusion itself (its ``tta`` overrides theirs)."""
+    from .._classifier._tta import check_tta
+
+    for name, net in fitted_networks(model):
+        try:
+            check_tta(n_views, net.input_kind_, net.input_shape_)
+        except ValueError as exc:
+            raise CLIError(f"--tta {n_views}: network {name!r}: {exc}") from None
+        net.set_params(tta=n_views)
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    if "tta" in final.get_params(deep=False):
+        final.set_params(tta=n_views)
+
+
 def load_cli_model(path, device, console):
     """:func:`~sklearn_leuko.load_model` with one-line errors; its warnings
     (version mismatch, joblib runs code) reach the user."""

@@ -444,5 +444,16 @@ def build_parser():
         help="where the network runs for a .safetensors model: 'cpu', 'cuda', "
         "'auto' (default: %(default)s)",
     )
+    group.add_argument(
+        "--tta",
+        type=int,
+        choices=(1, 2, 4, 8),
+        default=None,
+        metavar="N",
+        help="test-time augmentation: average each image's prediction over N exact "
+        "flips and 90-degree rotations (1: none, 2: + left-right flip, 4: all "
+        "flips, 8: flips and rotations); takes N times as long (default: the "
+        "model's own setting, none unless it was saved with one)",
+    )
     _add_common(predict)
     return parser

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from ._console import EXIT_OK, CLIError, one_line
-from ._models import input_shape, load_cli_model
+from ._models import input_shape, load_cli_model, set_tta
 
 IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -73,6 +73,8 @@ def cmd_predict(args, console):
         raise CLIError(
             f"the model expects {height}x{width} images; only square inputs are supported."
         )
+    if args.tta is not None:
+        set_tta(model, args.tta)
     classes = [str(c) for c in model.classes_]
     if CANCER_LABEL not in classes:
         raise CLIError(
@@ -107,8 +109,9 @@ def cmd_predict(args, console):
                 bar.update(len(chunk))
         finally:
             bar.close()
+    views = f", averaged over {args.tta} views" if (args.tta or 1) > 1 else ""
     console.out(
         f"Wrote {len(paths)} predictions ({counts[CANCER_LABEL]} all, "
-        f"{counts[NORMAL_LABEL]} hem) to {out}"
+        f"{counts[NORMAL_LABEL]} hem{views}) to {out}"
     )
     return EXIT_OK

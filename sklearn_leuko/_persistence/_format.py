@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from ._schema import LEUKONET
+from ._schema import FUSION, LEUKONET
 
 __all__ = ["FORMAT", "FORMAT_VERSION"]
 
@@ -19,7 +19,9 @@ ADDED_PARAMS = {
         "stain_layer": "fixed",
         "stain_matrix": "giemsa",
         "data_on_device": "auto",
+        "tta": False,
     },
+    FUSION: {"tta": None},
     "sklearn_leuko.preprocessing.StainDeconvolution": {"macenko_erosion": 0},
 }
 

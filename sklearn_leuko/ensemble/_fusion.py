@@ -16,12 +16,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, check_cv
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, _safe_indexing, get_tags
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils._param_validation import HasMethods, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._classifier import CellLevelSplitWarning
+from .._classifier._tta import tta_override
 from .._classifier._versioning import VersionedPickleMixin
 from ..utils import check_groups, check_targets
 from ..utils._groups import fit_with_groups
@@ -145,6 +146,30 @@ class FeatureFusionClassifier(
         ``None`` means 1 unless in a :func:`joblib.parallel_config` context.
     verbose : int, default=0
         Verbosity of the joblib loop.
+    tta : {None, False, True, 1, 2, 4, 8}, default=None
+        Test-time augmentation of the fitted networks: while
+        :meth:`transform`, :meth:`predict`, :meth:`predict_proba` and
+        :meth:`decision_function` run, every fitted base estimator with a
+        ``tta`` parameter (:class:`~sklearn_leuko.LeukoNetClassifier`, alone
+        or ending a Pipeline) uses this value (see its ``tta``: the features
+        averaged over 2, 4 or 8 exact flips / rotations of each cell; ``True``
+        means 8), and gets its own value back afterwards. ``None`` leaves the
+        networks' own ``tta``. Acts at inference only, so it can be set on a
+        fitted fusion (``fusion.set_params(tta=8).predict(X)``); :meth:`fit`
+        trains the final layer on the networks' features as their own ``tta``
+        makes them. With the default linear final layer, its logit of the
+        averaged features is the average of its logits over the views. Cost:
+        ``n`` views take ``n`` times the feature extraction.
+
+        Setting the networks' ``tta`` by nested name
+        (``fusion.set_params(stage1__net__tta=8, stage2c__net__tta=8)`` for
+        :func:`~sklearn_leuko.make_stage`'s ``"3C"``) changes the templates in
+        ``estimators``: with ``cv="prefit"`` they are the fitted networks, but
+        otherwise ``estimators_`` are fitted clones that keep their value
+        until the next :meth:`fit`, which then also averages the features the
+        final layer is trained on. Set the fitted ones with
+        ``fusion.named_estimators_["stage1"].set_params(net__tta=8)``, or use
+        this parameter.
 
     Attributes
     ----------
@@ -200,6 +225,7 @@ class FeatureFusionClassifier(
         "cv": ["cv_object", StrOptions({"in_sample", "prefit"})],
         "n_jobs": [None, Integral],
         "verbose": ["verbose"],
+        "tta": [None, "boolean", Options(Integral, {1, 2, 4, 8})],
     }
 
     # Subject IDs are requested by default under metadata routing: they feed
@@ -214,12 +240,19 @@ class FeatureFusionClassifier(
         cv="in_sample",
         n_jobs=None,
         verbose=0,
+        tta=None,
     ):
         super().__init__(estimators=estimators)
         self.final_estimator = final_estimator
         self.cv = cv
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.tta = tta
+
+    def __setstate__(self, state):
+        # Fusions pickled before tta existed use their networks' own.
+        state.setdefault("tta", None)
+        super().__setstate__(state)
 
     # ------------------------------------------------------------ validation
     def _validate_estimators(self):
@@ -446,10 +479,12 @@ class FeatureFusionClassifier(
         Returns
         -------
         features : ndarray of shape (n_samples, n_features_out_)
-            Base features side by side, in the order of ``estimators``.
+            Base features side by side, in the order of ``estimators``; with
+            ``tta`` each network's averaged over the views.
         """
         check_is_fitted(self)
-        features = np.hstack([_as_2d(est.transform(X)) for est in self.estimators_])
+        with tta_override(self.estimators_, self.tta):
+            features = np.hstack([_as_2d(est.transform(X)) for est in self.estimators_])
         if features.shape[1] != self.n_features_out_:
             raise ValueError(
                 f"the base estimators gave {features.shape[1]} features, but the final "

@@ -13,8 +13,8 @@
   (:class:`StainDeconvolutionModule`, :class:`LogDCTModule`,
   :class:`ChannelConcat`);
 - :func:`grad_cam`, Grad-CAM heatmaps of the last conv block;
-- :func:`tta_predict_proba` and :func:`dihedral_view`, test-time augmentation
-  over the exact flips and 90-degree rotations;
+- :func:`tta_predict_proba`, :func:`mean_over_views` and :func:`dihedral_view`,
+  test-time augmentation over the exact flips and 90-degree rotations;
 - ``functional`` (the module ``_functional``): optical density, stain deconvolution
   and the thresholded log-DCT as torch functions (the library's only
   implementation of that math).
@@ -48,6 +48,7 @@ from ._tta import (
     DIHEDRAL_VIEWS,
     dihedral_view,
     inverse_dihedral_view,
+    mean_over_views,
     tta_predict_proba,
 )
 
@@ -78,6 +79,7 @@ __all__ = [
     "inverse_dihedral_view",
     "log_dct",
     "make_activation",
+    "mean_over_views",
     "od_to_stains",
     "rgb_to_od",
     "tta_predict_proba",

@@ -18,6 +18,7 @@ __all__ = [
     "DIHEDRAL_VIEWS",
     "dihedral_view",
     "inverse_dihedral_view",
+    "mean_over_views",
     "tta_predict_proba",
 ]
 
@@ -167,6 +168,48 @@ def _check_n_views(n_views):
     return int(n_views)
 
 
+def mean_over_views(fn, x, n_views, *, layout="NHWC"):
+    """Average of ``fn`` over the first ``n_views`` views of a batch.
+
+    ``mean_k fn(dihedral_view(x, k))`` for ``k < n_views``, the outputs
+    summed in float64: up to 8 float32 values add exactly, so views with
+    identical outputs give back the single-view output bit for bit. One call
+    of ``fn`` per view, on the batch's device; for inference call it under
+    :func:`torch.no_grad`.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a batch, laid out like ``x``, to a tensor whose first axis is
+        the batch (probabilities, features, ...).
+    x : torch.Tensor
+        Batch, ``(n, H, W, C)`` or ``(n, C, H, W)``.
+    n_views : {1, 2, 4, 8}
+        How many views (see :func:`tta_predict_proba`); 8 needs square
+        images.
+    layout : {"NHWC", "NCHW"}, default="NHWC"
+
+    Returns
+    -------
+    mean : torch.Tensor of float64
+        Shape of ``fn``'s output, on its device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_leuko.nn import mean_over_views
+    >>> x = torch.arange(4.0).reshape(1, 2, 2, 1)
+    >>> mean_over_views(lambda v: v[:, 0, 0, 0], x, 4).tolist()  # the four corners
+    [1.5]
+    """
+    n_views = _check_n_views(n_views)
+    total = None
+    for k in range(n_views):
+        out = fn(dihedral_view(x, k, layout=layout)).double()
+        total = out if total is None else total + out
+    return total / n_views
+
+
 def tta_predict_proba(
     forward, X, *, n_views=8, layout="NHWC", batch_size=64, device=None
 ):
@@ -258,15 +301,13 @@ def tta_predict_proba(
         with torch.no_grad():
             for start in range(0, X.shape[0], batch_size):
                 batch = X[start : start + batch_size].to(device)
-                total = None
-                for k in range(n_views):
-                    logits = forward(dihedral_view(batch, k, layout=layout))
-                    # float32 softmax summed in float64: up to 8 float32
-                    # values add exactly, so identical views give back the
-                    # single-view probabilities bit for bit.
-                    proba = torch.softmax(logits.float(), dim=1).double()
-                    total = proba if total is None else total + proba
-                out.append((total / n_views).float().cpu())
+                proba = mean_over_views(
+                    lambda view: torch.softmax(forward(view).float(), dim=1),
+                    batch,
+                    n_views,
+                    layout=layout,
+                )
+                out.append(proba.float().cpu())
     finally:
         for m, training in modes:
             m.training = training
