@@ -48,6 +48,7 @@ from _loops import (  # noqa: E402
 
 from sklearn_leuko.datasets import make_cells  # noqa: E402
 from sklearn_leuko.nn import _precision  # noqa: E402
+from sklearn_leuko.utils import reuse_freed_memory  # noqa: E402
 
 
 def machine_info(device):
@@ -88,10 +89,17 @@ def main(argv=None):
         help="comma-separated: fp32, bf16 (bf16 skipped where not native)",
     )
     parser.add_argument("--emulated-bf16", action="store_true")
+    parser.add_argument(
+        "--glibc-defaults",
+        action="store_true",
+        help="keep glibc's malloc defaults instead of reuse_freed_memory() "
+        "(which every variant then shares; see sklearn_leuko.utils)",
+    )
     parser.add_argument("--no-skorch", action="store_true")
     parser.add_argument("--out", default=None, help="write results as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    reused = False if args.glibc_defaults else reuse_freed_memory()
     device = (
         ("cuda" if torch.cuda.is_available() else "cpu")
         if args.device == "auto"
@@ -99,6 +107,7 @@ def main(argv=None):
     )
     on_cpu = device == "cpu"
     info = machine_info(device)
+    info["reuse_freed_memory"] = reused
     if args.emulated_bf16:
         info["bf16_emulated"] = not info["cpu_native_bf16"]
         _precision.cpu_has_native_bf16 = lambda: True  # measure the emulation

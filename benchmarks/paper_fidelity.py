@@ -156,7 +156,54 @@ def throughput(args):
         )
     out["cost_percent"] = 100 * (out["fixed"] / out["learnable"] - 1)
     print(f"The learnable SD-Layer costs {out['cost_percent']:+.1f}% per epoch.")
+    out["front_breakdown_ms"] = front_breakdown()
     return out
+
+
+def front_breakdown(repeats=5, batch=32, size=350):
+    """Where the SD-Layer's cost goes: the front and the stem conv, forward+backward.
+
+    ms per batch of the Basic Network's input front and its first (strided)
+    convolution, best of ``repeats``: the fixed deconvolution; the same with
+    a gradient to the stem's input (what training the SD-Layer needs, since
+    its gradient comes through the stem); the learnable 1x1 layer without
+    and with ``tanh``.
+    """
+    from skimage.color import rgb_from_bex
+
+    from sklearn_leuko.nn import BasicNetwork, rgb_to_od
+
+    # The strided convolution (and its activation) the SD-Layer's gradient comes through.
+    stem = next(iter(BasicNetwork(in_channels=3).children()))
+    inverse = torch.nn.Parameter(
+        torch.as_tensor(np.linalg.inv(rgb_from_bex), dtype=torch.float32)
+    )
+    images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
+
+    def step(variant):
+        start = time.perf_counter()
+        od = rgb_to_od(images.permute(0, 3, 1, 2).float())
+        weight = inverse if variant.startswith("learnable") else inverse.detach()
+        stains = torch.nn.functional.conv2d(od, weight.T.reshape(3, 3, 1, 1))
+        if variant == "fixed + stem input gradient":
+            stains.requires_grad_()
+        if variant == "learnable 1x1 + tanh":
+            stains = torch.tanh(stains)
+        stem(stains).sum().backward()
+        return 1000 * (time.perf_counter() - start)
+
+    variants = (
+        "fixed",
+        "fixed + stem input gradient",
+        "learnable 1x1",
+        "learnable 1x1 + tanh",
+    )
+    best = {v: min(step(v) for _ in range(repeats)) for v in variants}
+    for variant, ms in best.items():
+        print(
+            f"  front + stem, batch {batch} at {size}x{size}: {variant:<28} {ms:6.0f} ms"
+        )
+    return best
 
 
 def main():

@@ -39,6 +39,7 @@ __all__ = [
     "CLIError",
     "build_parser",
     "main",
+    "run",
 ]
 
 
@@ -54,6 +55,23 @@ def _command(name):
     from ._predict import cmd_predict
 
     return cmd_predict
+
+
+def run():
+    """Entry point of the ``sklearn-leuko`` program: :func:`main` in a process of its own.
+
+    The process keeps freed memory for reuse
+    (:func:`~sklearn_leuko.utils.reuse_freed_memory`), which a library must
+    not decide for the programs that import it but a program may.
+
+    Returns
+    -------
+    exit_code : int
+    """
+    from ..utils import reuse_freed_memory
+
+    reuse_freed_memory()
+    return main()
 
 
 def main(argv=None):

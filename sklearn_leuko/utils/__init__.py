@@ -1,6 +1,7 @@
-"""Shared helpers: input validation and device resolution."""
+"""Shared helpers: input validation, device resolution, CPU memory reuse."""
 
 from ._device import resolve_device
+from ._malloc import reuse_freed_memory
 from ._validation import (
     check_channels_first,
     check_groups,
@@ -16,4 +17,5 @@ __all__ = [
     "check_rgb_images",
     "check_targets",
     "resolve_device",
+    "reuse_freed_memory",
 ]
