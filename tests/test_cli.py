@@ -420,3 +420,25 @@ def test_inner_split_without_both_classes_is_reported_not_scored(tmp_path, capsy
         "accuracy 0.00%" not in captured.out and "% on the held-out" not in captured.out
     )
     assert model.exists()
+
+
+@pytest.mark.parametrize("choice", [None, "inner", "validation_fold"])
+def test_cv_epoch_selection_reaches_the_protocol(choice, monkeypatch, capsys):
+    import sklearn_leuko.evaluation as evaluation
+
+    seen = {}
+
+    def fake_protocol(*args, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(evaluation, "run_protocol", fake_protocol)
+    extra = [] if choice is None else ["--epoch-selection", choice]
+    code = main(["cv", *TINY_DATA, "--quiet", *extra])
+    assert code == 1
+    assert seen["epoch_selection"] == (choice or "inner")
+
+
+def test_cv_epoch_selection_refuses_other_values(capsys):
+    assert main(["cv", "--epoch-selection", "test"]) == 2
+    assert "--epoch-selection" in capsys.readouterr().err

@@ -46,6 +46,7 @@ def cmd_cv(args, console):
         test_subjects=args.test_subjects,
         net_params=net_params(args),
         stage_params=stage_params(args, args.stages),
+        epoch_selection=args.epoch_selection,
         random_state=args.seed,
         progress=not args.quiet,
     )
