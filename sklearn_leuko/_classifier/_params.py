@@ -101,6 +101,7 @@ PARAMETER_CONSTRAINTS = {
     "verbose": ["verbose"],
     "progress_bar": ["boolean"],
     "tta": ["boolean", Options(Integral, {1, 2, 4, 8})],
+    "compile": ["boolean"],
     "callbacks": [None, list],
     "random_state": ["random_state"],
 }

@@ -136,7 +136,7 @@ class TrainingMixin:
         """What a resumed fit must share with the interrupted one.
 
         The parameters (except those that only say where and how loudly to
-        train, and ``tta``, which acts at prediction only) and a SHA-256 of
+        train, and ``tta`` and ``compile``, which act at prediction only) and a SHA-256 of
         every value of the data: images, labels (and their names), subject
         IDs and ``validation_data``. A RandomState
         instance is recorded by its type: its state is not a parameter, and
@@ -151,6 +151,7 @@ class TrainingMixin:
                 "checkpoint_dir",
                 "callbacks",
                 "tta",
+                "compile",
             ):
                 continue
             if isinstance(value, np.random.RandomState):

@@ -168,25 +168,26 @@ class TTAMixin:
         (on CUDA: pinned, copied one batch ahead); the means stay on the
         device until the last batch.
         """
-        module = self.net_.module_
-        module.eval()
+        self.net_.module_.eval()
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), self._inference() as (forward, features):
             for batch, _ in self.net_.get_iterator(ImageBatchDataset(X)):
                 x = batch["X"].to(self.net_.device)
-                out.append(mean_over_views(lambda v: fn(module, v), x, n_views))
+                out.append(
+                    mean_over_views(lambda v: fn(forward, features, v), x, n_views)
+                )
         return torch.cat(out).cpu().numpy()
 
     def _tta_predict_proba(self, X, n_views):
         return self._tta_mean(
-            X, n_views, lambda m, v: torch.softmax(m(v).float(), dim=1)
+            X, n_views, lambda forward, _, v: torch.softmax(forward(v).float(), dim=1)
         )
 
     def _tta_decision_function(self, X, n_views):
         # The log of the averaged probabilities (float64 softmax: no
         # underflow to 0), so that the decision agrees with predict_proba.
         proba = self._tta_mean(
-            X, n_views, lambda m, v: torch.softmax(m(v).double(), dim=1)
+            X, n_views, lambda forward, _, v: torch.softmax(forward(v).double(), dim=1)
         )
         log_proba = np.log(np.maximum(proba, np.finfo(np.float64).tiny))
         if log_proba.shape[1] == 2:
@@ -194,5 +195,5 @@ class TTAMixin:
         return log_proba
 
     def _tta_transform(self, X, n_views):
-        features = self._tta_mean(X, n_views, lambda m, v: m.features(v))
+        features = self._tta_mean(X, n_views, lambda _, features, v: features(v))
         return features.astype(np.float32)

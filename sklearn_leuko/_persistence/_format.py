@@ -20,6 +20,7 @@ ADDED_PARAMS = {
         "stain_matrix": "giemsa",
         "data_on_device": "auto",
         "tta": False,
+        "compile": False,
     },
     FUSION: {"tta": None},
     "sklearn_leuko.preprocessing.StainDeconvolution": {"macenko_erosion": 0},
@@ -31,8 +32,9 @@ NET_ATTRIBUTE = "net_"
 # Parameters that only act during training and may hold arbitrary objects:
 # stored as None (with a warning) rather than refusing the whole model.
 TRAINING_ONLY_PARAMS = {"sklearn_leuko.LeukoNetClassifier": ("callbacks",)}
-# Set by ``set_fit_request`` & co.; routing requests are not part of a model.
-SKIPPED_ATTRIBUTES = ("_metadata_request",)
+# Set by ``set_fit_request`` & co. (routing requests are not part of a model),
+# and the compiled inference of compile=True (compiled again on first use).
+SKIPPED_ATTRIBUTES = ("_metadata_request", "_compiled_inference")
 
 
 def registry():
