@@ -227,8 +227,9 @@ class LeukoNetClassifier(
         through :func:`torch.compile` of the fitted module. The first call
         for each batch shape compiles (about 5 s at 350x350 on a 2-core CPU;
         the last, smaller batch of a prediction once more); then, measured
-        with ``benchmarks/bench_compile.py`` on that CPU, inference ran
-        1.71x faster. Training is not compiled (1.04x there: no gain). Needs
+        on that CPU, prediction ran 1.35x faster (113 -> 153 cells/s,
+        ``benchmarks/bench_compile_predict.py``). Training is not compiled
+        (1.04x in ``benchmarks/bench_compile.py``: no gain). Needs
         a C++ compiler on the CPU and Triton on CUDA. Settable after fit;
         model files keep the plain module and compile again when loaded.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
