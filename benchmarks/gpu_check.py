@@ -379,6 +379,10 @@ def check_throughput(device, quick):
         "precision": best_precision,
         "variants": rows,
     }
+    if not quick:
+        result["compile_predict"] = _compiled_prediction(
+            images, labels, device, bf16, repeats
+        )
     line = (
         f"Stage-1 {best_precision} at {size}x{size}: train "
         f"{main['train_cells_per_s']:.0f} cells/s "
@@ -389,7 +393,50 @@ def check_throughput(device, quick):
         f"({main['predict_vs_same_module']:.2f}x, "
         f"{main['predict_vs_plain_torch']:.2f}x)"
     )
+    compiled = result.get("compile_predict", {})
+    if "cells_per_s" in compiled.get("compiled", {}) and "cells_per_s" in compiled.get(
+        "eager", {}
+    ):
+        ratio = compiled["compiled"]["cells_per_s"] / compiled["eager"]["cells_per_s"]
+        line += f"; compile=True predicts {ratio:.2f}x"
     return result, line, peak
+
+
+def _compiled_prediction(images, labels, device, bf16, repeats):
+    """predict_proba cells/s with compile=False and True (first call apart)."""
+    from sklearn_leuko import LeukoNetClassifier
+
+    clf = LeukoNetClassifier(
+        preprocessing="od",
+        max_epochs=1,
+        validation_fraction=None,
+        mixed_precision=bool(bf16),
+        device=device,
+        verbose=0,
+    ).fit(images[:64], labels[:64])
+    out = {}
+    for compiled in (False, True):
+        clf.set_params(compile=compiled)
+        try:
+            first, _ = _timed(clf.predict_proba, images, device)
+            best = min(
+                _timed(clf.predict_proba, images, device)[0] for _ in range(repeats)
+            )
+        except RuntimeError as exc:  # no compiler: say so, keep the other figures
+            out["compiled" if compiled else "eager"] = {"error": str(exc)}
+            continue
+        out["compiled" if compiled else "eager"] = {
+            "first_call_s": first,
+            "cells_per_s": len(images) / best,
+        }
+    return out
+
+
+def _timed(fn, X, device):
+    start = time.perf_counter()
+    result = fn(X)
+    sync(device)
+    return time.perf_counter() - start, result
 
 
 # ---------------------------------------------------------------- (d) memory
