@@ -4,6 +4,7 @@
 - ``_building``: its torch module and skorch net, from parameters and fitted state;
 - ``_training``: inner validation split, training rows, data placement, resume;
 - ``_explain``: Grad-CAM through the estimator;
+- ``_compile``: inference through torch.compile;
 - ``_params``: its parameter constraints and skorch-style pass-through;
 - ``_net``: the skorch net it trains;
 - ``_datapath``: batches drawn from the uint8 image array;

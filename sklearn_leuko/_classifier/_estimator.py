@@ -1,11 +1,12 @@
 """LeukoNetClassifier: the Basic Network of LeukoNet as a scikit-learn classifier.
 
-This module is long because the estimator documents and stores some thirty
-parameters (the paper's network, augmentation, training, device and
-checkpoint settings) in one class, as scikit-learn estimators do. What it
-does with them lives in the sibling modules: ``_building`` (modules and
-net), ``_training`` (inner split, data placement, checkpoints), ``_explain``
-(Grad-CAM), ``_params``, ``_net``, ``_datapath``, ``_callbacks``,
+This module is long because the estimator documents and stores some forty
+parameters (the paper's network, augmentation, training, device, checkpoint
+and inference settings) in one class, as scikit-learn estimators do. What it
+does with them lives in the sibling modules: ``_building`` (modules and net),
+``_training`` (inner split, data placement, checkpoints), ``_explain``
+(Grad-CAM), ``_tta`` (test-time augmentation), ``_compile`` (compiled
+inference), ``_params``, ``_net``, ``_datapath``, ``_callbacks``,
 ``_interrupt``.
 """
 
