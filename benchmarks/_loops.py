@@ -1,4 +1,4 @@
-"""Training and inference loops timed by bench_training.py and gpu_check.py.
+"""Training and inference loops timed by the benchmarks and gpu_check.py.
 
 Three ways to train the same network (the default BasicNetwork, Adam, lr
 1e-3, cross-entropy) on the same cells:
@@ -30,18 +30,22 @@ from sklearn_leuko.nn import BasicNetwork
 from sklearn_leuko.preprocessing import StainDeconvolution
 
 __all__ = [
+    "compiled_prediction",
+    "fresh_module",
     "library",
     "plain_skorch",
     "plain_torch",
     "plain_torch_module",
     "precompute_od",
+    "predict_all",
     "predict_batch_size",
     "sync",
+    "train_epochs",
 ]
 
 
 def sync(device):
-    if str(device).startswith("cuda"):
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
 
@@ -55,44 +59,70 @@ def precompute_od(images):
     return StainDeconvolution().fit_transform(images)
 
 
+def train_epochs(forward, optimizer, X, Y, *, batch_size, epochs, drop_last=False):
+    """Seconds to train ``epochs`` epochs: batches drawn by device indices.
+
+    ``forward(xb) -> logits``; ``X`` and ``Y`` already on the device.
+    ``drop_last`` skips the last, smaller batch (one shape for torch.compile).
+    """
+    loss_fn = torch.nn.CrossEntropyLoss()
+    n = len(X)
+    stop = n - batch_size + 1 if drop_last else n
+    sync(X.device)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(n, device=X.device)
+        for i in range(0, stop, batch_size):
+            idx = perm[i : i + batch_size]
+            loss = loss_fn(forward(X[idx]).float(), Y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    sync(X.device)
+    return time.perf_counter() - start
+
+
+def predict_all(forward, X, *, batch_size):
+    """Seconds to predict every row of ``X`` (softmax, one copy to the host)."""
+    sync(X.device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = [
+            forward(X[i : i + batch_size]).float().softmax(1)
+            for i in range(0, len(X), batch_size)
+        ]
+        torch.cat(out).cpu().numpy()
+    return time.perf_counter() - start
+
+
 def plain_torch(od, y, *, device, batch_size, epochs, bf16, seed=0):
     """The honest baseline. ``od``: float32 ``(n, 3, H, W)``."""
     torch.manual_seed(seed)
     model = BasicNetwork(in_channels=3).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
     # NHWC storage: a batch permuted to NCHW is a channels-last tensor, no copy.
     X = torch.from_numpy(np.ascontiguousarray(od.transpose(0, 2, 3, 1))).to(device)
     Y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
     kind = torch.device(device).type
-    n = len(X)
-    sync(device)
-    start = time.perf_counter()
+
+    def forward(xb):
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
+            return model(xb.permute(0, 3, 1, 2))
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(n, device=device)
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            xb = X[idx].permute(0, 3, 1, 2)
-            with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(xb)
-            loss = loss_fn(logits.float(), Y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    sync(device)
-    train_s = time.perf_counter() - start
+    train_s = train_epochs(
+        forward, optimizer, X, Y, batch_size=batch_size, epochs=epochs
+    )
     model.eval()
     pbs = predict_batch_size(batch_size, device)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        out = []
-        for i in range(0, n, pbs):
-            with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(X[i : i + pbs].permute(0, 3, 1, 2))
-            out.append(logits.float().softmax(1))
-        torch.cat(out).cpu().numpy()
-    return train_s, time.perf_counter() - start
+    return train_s, predict_all(forward, X, batch_size=pbs)
+
+
+def fresh_module(clf, device):
+    """``clf.build_module()`` on ``device``, without augmentation: fresh weights."""
+    module = clf.build_module().to(device)
+    module.augmenter = None
+    return module
 
 
 def plain_torch_module(clf, images, y, *, device, batch_size, epochs, seed=0):
@@ -102,33 +132,46 @@ def plain_torch_module(clf, images, y, *, device, batch_size, epochs, seed=0):
     weights (and its own precision and memory format) and trained here.
     """
     torch.manual_seed(seed)
-    module = clf.build_module().to(device)
-    module.augmenter = None
-    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    module = fresh_module(clf, device)
     X = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     Y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
-    n = len(X)
-    sync(device)
-    start = time.perf_counter()
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     module.train()
-    for _ in range(epochs):
-        perm = torch.randperm(n, device=device)
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = loss_fn(module(X[idx]), Y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    sync(device)
-    train_s = time.perf_counter() - start
+    train_s = train_epochs(
+        module, optimizer, X, Y, batch_size=batch_size, epochs=epochs
+    )
     module.eval()
     pbs = predict_batch_size(batch_size, device)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        out = [module(X[i : i + pbs]).softmax(1) for i in range(0, n, pbs)]
-        torch.cat(out).cpu().numpy()
-    return train_s, time.perf_counter() - start
+    return train_s, predict_all(module, X, batch_size=pbs)
+
+
+def compiled_prediction(clf, images, device, repeats):
+    """``clf.predict_proba`` with ``compile=False`` and ``True``: first call apart.
+
+    Returns ``{"eager": {...}, "compiled": {...}}`` with ``first_call_s`` and
+    ``cells_per_s`` (best of ``repeats`` later calls), or ``error`` where the
+    compiler is missing.
+    """
+
+    def seconds():
+        start = time.perf_counter()
+        clf.predict_proba(images)
+        sync(device)
+        return time.perf_counter() - start
+
+    out = {}
+    for compiled in (False, True):
+        name = "compiled" if compiled else "eager"
+        clf.set_params(compile=compiled)
+        try:
+            first = seconds()
+            best = min(seconds() for _ in range(repeats))
+        except RuntimeError as exc:  # no compiler: say so, keep the other figures
+            out[name] = {"error": str(exc)}
+            continue
+        out[name] = {"first_call_s": first, "cells_per_s": len(images) / best}
+    clf.set_params(compile=False)
+    return out
 
 
 def plain_skorch(od, y, *, device, batch_size, epochs, seed=0):

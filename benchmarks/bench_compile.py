@@ -24,57 +24,36 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _loops import library, predict_batch_size, sync  # noqa: E402
+from _loops import (  # noqa: E402
+    fresh_module,
+    library,
+    predict_all,
+    predict_batch_size,
+    train_epochs,
+)
 
 from sklearn_leuko.datasets import make_cells  # noqa: E402
 
 
-def _steps(module, X, Y, batch_size, epochs, optimizer, loss_fn):
-    n = len(X)
-    for _ in range(epochs):
-        perm = torch.randperm(n, device=X.device)
-        for i in range(0, n - batch_size + 1, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = loss_fn(module(X[idx]), Y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-
 def run(prototype, X, Y, *, compiled, batch_size, epochs, device):
     torch.manual_seed(0)
-    module = prototype.build_module().to(device)
-    module.augmenter = None
+    module = fresh_module(prototype, device)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
     forward = torch.compile(module) if compiled else module
+    # One batch shape throughout (drop_last): the last, smaller batch would
+    # compile a second graph inside the timed part.
+    steps = dict(batch_size=batch_size, drop_last=True)
     module.train()
-    start = time.perf_counter()
-    _steps(
-        forward,
-        X[: 2 * batch_size],
-        Y[: 2 * batch_size],
-        batch_size,
-        1,
-        optimizer,
-        loss_fn,
+    warmup_s = train_epochs(
+        forward, optimizer, X[: 2 * batch_size], Y[: 2 * batch_size], epochs=1, **steps
     )
-    sync(device)
-    warmup_s = time.perf_counter() - start
-    start = time.perf_counter()
-    _steps(forward, X, Y, batch_size, epochs, optimizer, loss_fn)
-    sync(device)
-    train = epochs * (len(X) // batch_size) * batch_size / (time.perf_counter() - start)
+    train_s = train_epochs(forward, optimizer, X, Y, epochs=epochs, **steps)
+    train = epochs * (len(X) // batch_size) * batch_size / train_s
     module.eval()
     pbs = predict_batch_size(batch_size, device)
-    with torch.inference_mode():
-        forward(X[:pbs])  # compiles the inference graph
-        sync(device)
-        start = time.perf_counter()
-        for i in range(0, len(X), pbs):
-            forward(X[i : i + pbs])
-        sync(device)
-    predict = len(X) / (time.perf_counter() - start)
+    n = len(X) // pbs * pbs
+    predict_all(forward, X[:pbs], batch_size=pbs)  # compiles the inference graph
+    predict = n / predict_all(forward, X[:n], batch_size=pbs)
     return {
         "warmup_s": warmup_s,
         "train_cells_per_s": train,

@@ -12,14 +12,18 @@ calls is the steady state. Run with ``reuse_freed_memory()`` like the
 import argparse
 import json
 import os
-import time
+import sys
 from pathlib import Path
 
 import torch
 
-from sklearn_leuko import LeukoNetClassifier
-from sklearn_leuko.datasets import make_cells
-from sklearn_leuko.utils import reuse_freed_memory
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _loops import compiled_prediction  # noqa: E402
+
+from sklearn_leuko import LeukoNetClassifier  # noqa: E402
+from sklearn_leuko.datasets import make_cells  # noqa: E402
+from sklearn_leuko.utils import reuse_freed_memory  # noqa: E402
 
 
 def main(argv=None):
@@ -43,17 +47,9 @@ def main(argv=None):
     ).fit(data.images[:32], data.target[:32])
     X = data.images
     load_start = os.getloadavg()
-    result = {}
-    for compiled in (False, True):
-        clf.set_params(compile=compiled)
-        start = time.perf_counter()
-        clf.predict_proba(X)
-        first = time.perf_counter() - start
-        best = min(_timed(clf.predict_proba, X) for _ in range(args.repeats))
-        result["compiled" if compiled else "eager"] = {
-            "first_call_s": first,
-            "cells_per_s": len(X) / best,
-        }
+    result = compiled_prediction(clf, X, "cpu", args.repeats)
+    if "error" in result["compiled"]:
+        raise SystemExit(result["compiled"]["error"])
     result["speedup"] = (
         result["compiled"]["cells_per_s"] / result["eager"]["cells_per_s"]
     )
@@ -68,12 +64,6 @@ def main(argv=None):
     )
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), **result}, indent=2))
-
-
-def _timed(fn, X):
-    start = time.perf_counter()
-    fn(X)
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

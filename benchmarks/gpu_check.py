@@ -74,6 +74,7 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _loops import (  # noqa: E402
+    compiled_prediction,
     library,
     plain_skorch,
     plain_torch,
@@ -414,29 +415,7 @@ def _compiled_prediction(images, labels, device, bf16, repeats):
         device=device,
         verbose=0,
     ).fit(images[:64], labels[:64])
-    out = {}
-    for compiled in (False, True):
-        clf.set_params(compile=compiled)
-        try:
-            first, _ = _timed(clf.predict_proba, images, device)
-            best = min(
-                _timed(clf.predict_proba, images, device)[0] for _ in range(repeats)
-            )
-        except RuntimeError as exc:  # no compiler: say so, keep the other figures
-            out["compiled" if compiled else "eager"] = {"error": str(exc)}
-            continue
-        out["compiled" if compiled else "eager"] = {
-            "first_call_s": first,
-            "cells_per_s": len(images) / best,
-        }
-    return out
-
-
-def _timed(fn, X, device):
-    start = time.perf_counter()
-    result = fn(X)
-    sync(device)
-    return time.perf_counter() - start, result
+    return compiled_prediction(clf, images, device, repeats)
 
 
 # ---------------------------------------------------------------- (d) memory
