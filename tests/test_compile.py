@@ -13,8 +13,8 @@ from sklearn_leuko._classifier import _compile
 
 
 @pytest.fixture(scope="module")
-def fitted(tiny_cells_module):
-    data = tiny_cells_module
+def fitted(tiny_cells):
+    data = tiny_cells
     clf = LeukoNetClassifier(
         preprocessing="od",
         widths=(4,) * 6,
@@ -25,13 +25,6 @@ def fitted(tiny_cells_module):
         random_state=0,
     ).fit(data.images, data.target)
     return clf, data
-
-
-@pytest.fixture(scope="module")
-def tiny_cells_module():
-    from sklearn_leuko.datasets import make_cells
-
-    return make_cells(n_subjects=12, cells_per_subject=5, image_size=32, random_state=0)
 
 
 def test_compiled_inference_gives_the_same_answers(fitted):
