@@ -307,10 +307,11 @@ def tta_predict_proba(
                     n_views,
                     layout=layout,
                 )
-                out.append(proba.float().cpu())
+                out.append(proba.float())
     finally:
         for m, training in modes:
             m.training = training
     if not out:
         raise ValueError("X holds no image: pass at least one.")
-    return torch.cat(out)
+    # On the device until the end: one copy to the host, not one per batch.
+    return torch.cat(out).cpu()
