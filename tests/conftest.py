@@ -23,6 +23,21 @@ def _one_torch_thread():
         torch.set_num_threads(1)
 
 
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler for tests that send a real SIGINT.
+
+    A shell starts background jobs with SIGINT ignored, and Python then keeps
+    it ignored (as does the library, which never overrides a handler the user
+    chose); these tests pin the behaviour under Python's default handler.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_cells():
     """60 cells of 32x32 from 12 subjects (8 'all', 4 'hem' subjects)."""

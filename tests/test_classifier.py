@@ -355,7 +355,9 @@ def test_last_training_batch_of_one_sample_does_not_break_batch_norm(tiny_cells)
     assert clf.history_[-1, "train_batch_count"] == 1
 
 
-def test_real_sigint_stops_at_the_next_batch_boundary(tiny_cells):
+def test_real_sigint_stops_at_the_next_batch_boundary(
+    tiny_cells, python_sigint_handler
+):
     """A SIGINT during training sets a flag; the fit stops after that batch
     with KeyboardInterrupt (never lost, never raised inside library code)."""
     import os
@@ -385,7 +387,7 @@ def test_real_sigint_stops_at_the_next_batch_boundary(tiny_cells):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_deferred_interrupt_raises_if_not_consumed():
+def test_deferred_interrupt_raises_if_not_consumed(python_sigint_handler):
     import os
     import signal
 

@@ -291,6 +291,14 @@ def test_corrupt_model_and_image_files(tmp_path, image_folder, capsys):
     assert_one_line_error(capsys.readouterr().err, 1, 1)
 
 
+def _default_sigint_in_child():
+    # A shell starts background jobs with SIGINT ignored, which the child
+    # would inherit; give it the default disposition, as a terminal would.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_training_exits_130_and_keeps_checkpoint(tmp_path):
     # skorch ends training quietly on KeyboardInterrupt; the CLI must not save
     # that truncated model as if training had finished.
@@ -309,6 +317,7 @@ def test_ctrl_c_during_training_exits_130_and_keeps_checkpoint(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_default_sigint_in_child,
     )
     try:
         deadline = time.monotonic() + 120
