@@ -262,6 +262,26 @@ def test_sd_layer_tanh_and_fixed_weights():
     assert learn.weight.grad.abs().sum() > 0
 
 
+def test_sd_layer_tanh_is_tanh_to_float32_rounding():
+    """The CPU float32 tanh (2 sigmoid(2z) - 1) matches torch.tanh, value and gradient."""
+    from sklearn_leuko.nn._sd_layer import _SigmoidTanh, _tanh
+
+    z = torch.linspace(-12, 12, 200_001)
+    exact = torch.tanh(z.double())
+    assert (_tanh(z).double() - exact).abs().max() < 3e-7
+    assert _tanh(torch.zeros(3)).eq(0).all()  # background (OD 0) stays exactly 0
+    z64 = z[::1000].double()
+    torch.testing.assert_close(_tanh(z64), torch.tanh(z64), rtol=0, atol=0)
+
+    z = z[::997].clone().requires_grad_(True)
+    grad_output = torch.randn_like(z)
+    (grad,) = torch.autograd.grad(_tanh(z), z, grad_output)
+    expected = grad_output * (1 - torch.tanh(z.detach()) ** 2)
+    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-6)
+    z64 = z64[:50].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(_SigmoidTanh.apply, (z64,))
+
+
 def test_sd_layer_errors():
     with pytest.raises(ValueError, match="shape \\(3, 3\\)"):
         SDLayer(np.eye(2))

@@ -3,7 +3,8 @@
 - :class:`BasicNetwork` (strided stem, 5 conv blocks, bilinear pooling) and
   the :class:`VGG11` baseline;
 - :class:`BilinearPool`, :class:`PTELU` and :func:`make_activation`;
-- :class:`SDLayer`, the learnable stain deconvolution;
+- :class:`SDLayer`, the learnable stain deconvolution, and
+  :class:`StridedConv2d`, the stem convolution that passes it a cheap gradient;
 - :class:`ImageAugmenter`, batched on-device augmentation with kornia;
 - :class:`LeukoNetModule`, the whole forward path (augmentation,
   preprocessing, network) that the classifier trains;
@@ -44,6 +45,7 @@ from ._preprocess import (
     StainDeconvolutionModule,
 )
 from ._sd_layer import SDLayer
+from ._strided_conv import StridedConv2d
 from ._tta import (
     DIHEDRAL_VIEWS,
     dihedral_view,
@@ -66,6 +68,7 @@ __all__ = [
     "StainDeconvolutionModule",
     "ImageAugmenter",
     "SDLayer",
+    "StridedConv2d",
     "autocast_context",
     "cpu_has_native_bf16",
     "cuda_has_native_bf16",

@@ -8,6 +8,7 @@ from torch import nn
 from ..utils._validation import check_positive_int
 from ._activations import make_activation
 from ._bilinear import BilinearPool
+from ._strided_conv import StridedConv2d
 
 __all__ = ["VGG11", "BasicNetwork"]
 
@@ -157,7 +158,7 @@ class BasicNetwork(nn.Module):
         self.stem_kernel_size = stem_kernel_size
         self.stem_stride = stem_stride
         self.stem = nn.Sequential(
-            nn.Conv2d(
+            StridedConv2d(
                 self.in_channels,
                 self.widths[0],
                 stem_kernel_size,

