@@ -21,8 +21,10 @@ for reference.
 
 bf16 rows run where bfloat16 is native (CUDA, CPUs with AVX512-BF16/AMX);
 ``--emulated-bf16`` forces them on other CPUs, to show what emulation costs
-(the library's ``mixed_precision="auto"`` never does that). Results are the
-best of ``--repeats`` runs; check the load average first (printed).
+(the library's ``mixed_precision="auto"`` never does that). Cells/s are the
+best of ``--repeats`` rounds (every variant runs once per round); the ratios
+are the median over rounds of the ratio within a round, which the machine's
+drift between rounds does not skew. Check the load average first (printed).
 """
 
 import argparse
@@ -72,6 +74,12 @@ def machine_info(device):
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+def _median_ratio(reference_rounds, rounds):
+    """Median over rounds of reference time / variant time, (train, predict)."""
+    ratios = np.asarray(reference_rounds) / np.asarray(rounds)
+    return np.median(ratios, axis=0)
 
 
 def main(argv=None):
@@ -156,15 +164,11 @@ def main(argv=None):
         f"{args.epochs} epochs, best of {args.repeats}; {info}",
         flush=True,
     )
-    best = {}
+    rounds = {name: [] for name in variants}
     for _ in range(args.repeats):
         for name, run in variants.items():
-            train_s, predict_s = run()
-            old = best.get(name)
-            best[name] = (
-                min(train_s, old[0]) if old else train_s,
-                min(predict_s, old[1]) if old else predict_s,
-            )
+            rounds[name].append(run())
+    best = {name: np.min(times, axis=0) for name, times in rounds.items()}
     info["load_average_end"] = os.getloadavg()
 
     results = {}
@@ -175,15 +179,21 @@ def main(argv=None):
     print(f"{'':<72}{'train  predict':>20}{'train  predict':>20}")
     for name, (train_s, predict_s) in best.items():
         precision = "bf16" if " bf16" in name else "fp32"
-        same = best[f"plain torch, same module {precision}"]
-        od_loop = best[f"plain torch, OD precomputed {precision}"]
+        # Ratios within each round (runs minutes apart drift more than the
+        # variants of one round), median over rounds.
+        same = _median_ratio(
+            rounds[f"plain torch, same module {precision}"], rounds[name]
+        )
+        od_loop = _median_ratio(
+            rounds[f"plain torch, OD precomputed {precision}"], rounds[name]
+        )
         row = {
             "train_cells_per_s": n_train / train_s,
             "predict_cells_per_s": len(images) / predict_s,
-            "train_vs_same_module": same[0] / train_s,
-            "predict_vs_same_module": same[1] / predict_s,
-            "train_vs_od_precomputed": od_loop[0] / train_s,
-            "predict_vs_od_precomputed": od_loop[1] / predict_s,
+            "train_vs_same_module": same[0],
+            "predict_vs_same_module": same[1],
+            "train_vs_od_precomputed": od_loop[0],
+            "predict_vs_od_precomputed": od_loop[1],
         }
         results[name] = row
         print(
