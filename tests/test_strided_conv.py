@@ -104,10 +104,11 @@ def test_float32_gradient_matches_within_rounding():
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_gradcheck_float64():
+def test_gradcheck_and_second_derivatives_float64():
     conv = StridedConv2d(2, 3, 3, stride=2, padding=1).double()
     x = torch.randn(1, 2, 7, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(conv, (x,))
+    assert torch.autograd.gradgradcheck(conv, (x,))  # e.g. gradient penalties
 
 
 @pytest.mark.parametrize(
