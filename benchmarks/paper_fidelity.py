@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _loops import fresh_module  # noqa: E402
+from _loops import fresh_module, train_epochs  # noqa: E402
 
 from sklearn_leuko import LeukoNetClassifier  # noqa: E402
 from sklearn_leuko.datasets import make_cells  # noqa: E402
@@ -210,12 +210,8 @@ def step_times(fitted, data, n_steps, batch=32):
         module = fresh_module(clf, "cpu").train()
         runs[variant] = (module, torch.optim.Adam(module.parameters(), lr=1e-3))
 
-    def step(module, optimizer):
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(module(X), y).backward()
-        optimizer.step()
-        return time.perf_counter() - start
+    def step(module, optimizer):  # one batch = one epoch of the shared loop
+        return train_epochs(module, optimizer, X, y, batch_size=batch, epochs=1)
 
     times = {variant: [] for variant in runs}
     for run in runs.values():  # warm-up
