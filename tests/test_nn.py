@@ -12,6 +12,7 @@ from sklearn_leuko.nn import (
     BilinearPool,
     SDLayer,
     make_activation,
+    od_to_stains,
 )
 
 TINY_VGG = (4, 8, 8, 8, 16, 16, 16, 16)
@@ -262,24 +263,51 @@ def test_sd_layer_tanh_and_fixed_weights():
     assert learn.weight.grad.abs().sum() > 0
 
 
-def test_sd_layer_tanh_is_tanh_to_float32_rounding():
-    """The CPU float32 tanh (2 sigmoid(2z) - 1) matches torch.tanh, value and gradient."""
-    from sklearn_leuko.nn._sd_layer import _SigmoidTanh, _tanh
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_sd_layer_cpu_tanh_matches_torch_tanh(channels_last):
+    """The CPU float32 path (2 sigmoid(2z) - 1, fused) equals tanh, value and gradients."""
+    torch.manual_seed(0)
+    od = torch.rand(2, 3, 40, 30) * 3
+    od[:, :, :4] = 0  # background
+    if channels_last:
+        od = od.contiguous(memory_format=torch.channels_last)
+    layer = SDLayer(rgb_from_bex)
+    out = layer(od.requires_grad_(True))
+    assert out.grad_fn.name() == "_DeconvolveTanhBackward"
+    od64 = od.detach().double().requires_grad_(True)
+    weight = layer.weight.detach().double().requires_grad_(True)
+    exact = torch.tanh(od_to_stains(od64, weight))
+    assert (out.double() - exact).abs().max() < 1e-6
+    assert out[:, :, :4].eq(0).all()  # OD 0 stays exactly 0
+    grad_output = torch.randn_like(out)
+    grads = torch.autograd.grad(out, [od, layer.weight], grad_output)
+    expected = torch.autograd.grad(exact, [od64, weight], grad_output.double())
+    for got, want in zip(grads, expected, strict=True):
+        scale = want.abs().max().item()
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5 * scale)
 
-    z = torch.linspace(-12, 12, 200_001)
-    exact = torch.tanh(z.double())
-    assert (_tanh(z).double() - exact).abs().max() < 3e-7
-    assert _tanh(torch.zeros(3)).eq(0).all()  # background (OD 0) stays exactly 0
-    z64 = z[::1000].double()
-    torch.testing.assert_close(_tanh(z64), torch.tanh(z64), rtol=0, atol=0)
 
-    z = z[::997].clone().requires_grad_(True)
-    grad_output = torch.randn_like(z)
-    (grad,) = torch.autograd.grad(_tanh(z), z, grad_output)
-    expected = grad_output * (1 - torch.tanh(z.detach()) ** 2)
-    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-6)
-    z64 = z64[:50].clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(_SigmoidTanh.apply, (z64,))
+def test_sd_layer_fused_tanh_gradcheck_and_second_derivatives():
+    from sklearn_leuko.nn._sd_layer import _DeconvolveTanh
+
+    torch.manual_seed(0)
+    weight = torch.as_tensor(np.linalg.inv(rgb_from_bex)).requires_grad_(True)
+    for od in (
+        torch.rand(1, 3, 4, 5),
+        torch.rand(1, 3, 4, 5).to(memory_format=torch.channels_last),
+    ):
+        od = (2 * od.double()).requires_grad_(True)
+        assert torch.autograd.gradcheck(_DeconvolveTanh.apply, (od, weight))
+        assert torch.autograd.gradgradcheck(_DeconvolveTanh.apply, (od, weight))
+
+
+def test_sd_layer_other_dtypes_and_autocast_use_torch_tanh():
+    od = torch.rand(1, 3, 6, 6, dtype=torch.float64)
+    layer = SDLayer(rgb_from_bex).double()
+    assert layer(od).grad_fn.name() == "TanhBackward0"
+    layer = SDLayer(rgb_from_bex)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(od.float()).grad_fn.name() == "TanhBackward0"
 
 
 def test_sd_layer_errors():

@@ -137,14 +137,44 @@ def test_other_convolutions_take_nn_conv2d_path(kwargs, monkeypatch):
     assert x.grad is not None
 
 
-def test_autocast_keeps_nn_conv2d_path(monkeypatch):
+def test_bfloat16_autocast_takes_the_block_gradient(monkeypatch):
+    """Under CPU bfloat16 autocast: bfloat16 output and nn.Conv2d's gradients."""
+    calls = []
+    original = _StridedConv2dFunction.backward
+
+    def spy(ctx, grad_output):
+        calls.append(grad_output.dtype)
+        return original(ctx, grad_output)
+
+    monkeypatch.setattr(_StridedConv2dFunction, "backward", staticmethod(spy))
+    fast, reference = _pair(
+        dict(in_channels=3, out_channels=16, kernel_size=5, stride=2, padding=2),
+        dtype=torch.float32,
+    )
+    x = torch.rand(2, 3, 30, 30).contiguous(memory_format=torch.channels_last)
+    grad_output = torch.randn(2, 16, 15, 15).to(torch.bfloat16)
+    results = []
+    for conv in (fast, reference):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, grads = _gradients(conv, x, grad_output)
+        results.append((out, *grads))
+    assert calls == [torch.bfloat16]
+    for got, expected in zip(*results, strict=True):
+        assert got.dtype == expected.dtype  # bfloat16 output, float32 gradients
+        scale = expected.float().abs().max().item()
+        torch.testing.assert_close(
+            got.float(), expected.float(), rtol=0, atol=2e-2 * scale
+        )
+
+
+def test_float16_autocast_keeps_nn_conv2d_path(monkeypatch):
     def fail(*args, **kw):
-        raise AssertionError("the block gradient must not be used under autocast")
+        raise AssertionError("the block gradient must not be used under float16")
 
     monkeypatch.setattr(_StridedConv2dFunction, "apply", fail)
     conv = StridedConv2d(3, 4, 5, stride=2, padding=2)
     x = torch.rand(1, 3, 8, 8, requires_grad=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.float16):
         conv(x).float().sum().backward()
     assert x.grad.shape == x.shape
 

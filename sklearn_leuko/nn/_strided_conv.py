@@ -15,6 +15,10 @@ gradient of that is an ordinary ("full") convolution of the output gradient
 with the flipped, transposed block kernel, followed by an un-blocking copy.
 Measured on the same batch: 30 ms plus a 7 ms copy. The forward pass and the
 weight gradient keep PyTorch's own kernels.
+
+Under bfloat16 autocast (the default on CPUs with native bfloat16) PyTorch's
+strided backward took 46 ms more than the weight gradient alone on an
+AVX512-BF16 CPU, the block form in bfloat16 11 ms plus a 5 ms copy.
 """
 
 import torch
@@ -124,8 +128,10 @@ class StridedConv2d(nn.Conv2d):
 
     The same module as ``nn.Conv2d`` (same parameters, ``state_dict`` and
     output); only the backward pass differs, and only on the CPU, in float32
-    or float64 without autocast, for a stride above 1, zero padding given as
-    numbers, no dilation and no groups, when the input requires a gradient.
+    or float64 or under bfloat16 autocast (which it applies as autocast
+    applies it to ``nn.Conv2d``: bfloat16 output, gradients in the dtype of
+    the input and the parameters), for a stride above 1, zero padding given
+    as numbers, no dilation and no groups, when the input requires a gradient.
     There the gradient with respect to the input is computed as a stride-1
     convolution in the space-to-depth domain (see the module docstring),
     equal to PyTorch's up to floating-point rounding. Everywhere else it is
@@ -145,25 +151,38 @@ class StridedConv2d(nn.Conv2d):
     torch.Size([2, 3, 16, 16])
     """
 
-    def _uses_block_gradient(self, x):
-        return (
+    def _block_gradient_dtype(self, x):
+        """The dtype to run the block-gradient path in, or None for nn.Conv2d's."""
+        if not (
             x.requires_grad
             and torch.is_grad_enabled()
             and x.device.type == "cpu"
-            and x.dtype in (torch.float32, torch.float64)
-            and x.dtype == self.weight.dtype
-            and not torch.is_autocast_enabled("cpu")
+            and x.ndim == 4
             and max(self.stride) > 1
             and self.groups == 1
             and self.dilation == (1, 1)
             and self.padding_mode == "zeros"
             and not isinstance(self.padding, str)
-            and x.ndim == 4
-        )
+        ):
+            return None
+        if torch.is_autocast_enabled("cpu"):
+            # What autocast would run nn.Conv2d in; float16 convolutions are
+            # left to PyTorch.
+            dtype = torch.get_autocast_dtype("cpu")
+            return dtype if dtype == torch.bfloat16 else None
+        if x.dtype in (torch.float32, torch.float64) and x.dtype == self.weight.dtype:
+            return x.dtype
+        return None
 
     def forward(self, x):
-        if self._uses_block_gradient(x):
+        dtype = self._block_gradient_dtype(x)
+        if dtype is None:
+            return super().forward(x)
+        # Under autocast, cast as autocast casts nn.Conv2d's arguments; the
+        # casts' own backward returns float32 gradients to x and the weight.
+        weight = self.weight.to(dtype)
+        bias = None if self.bias is None else self.bias.to(dtype)
+        with torch.autocast("cpu", enabled=False):
             return _StridedConv2dFunction.apply(
-                x, self.weight, self.bias, self.stride, self.padding
+                x.to(dtype), weight, bias, self.stride, self.padding
             )
-        return super().forward(x)
