@@ -13,7 +13,7 @@ Subject-level protocol (``sklearn_leuko.evaluation.run_protocol``) on synthetic
    SD-Layer vs the fixed deconvolution (the layer must cost <= 5%).
 
     python benchmarks/paper_fidelity.py                  # 1 and 2 (~15 min on 2 cores)
-    python benchmarks/paper_fidelity.py --throughput     # 3 (~2 min)
+    python benchmarks/paper_fidelity.py --throughput     # 3 (~2 min per precision)
 
 Results go to ``benchmarks/results/paper_fidelity.json``.
 """
@@ -36,6 +36,7 @@ from _loops import fresh_module, train_epochs  # noqa: E402
 from sklearn_leuko import LeukoNetClassifier  # noqa: E402
 from sklearn_leuko.datasets import make_cells  # noqa: E402
 from sklearn_leuko.evaluation import run_protocol  # noqa: E402
+from sklearn_leuko.nn import cpu_has_native_bf16  # noqa: E402
 from sklearn_leuko.utils import reuse_freed_memory  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "paper_fidelity.json"
@@ -136,24 +137,42 @@ def accuracy_runs(args):
 def throughput(args):
     """Training cost of the learnable SD-Layer over the fixed deconvolution.
 
-    Two measures of Stage-1 at 350x350, batch 32, fp32, the two variants
-    interleaved so that a busy machine slows both alike: whole 1-epoch fits
-    of ``args.n`` cells (best of ``args.repeats``), and single training steps
-    of the same module (median of ``args.steps`` interleaved steps, which
-    leaves out what a fit does besides training).
+    Per precision (float32, and bfloat16 autocast where the CPU has it
+    natively: what ``mixed_precision="auto"`` picks there), two measures of
+    Stage-1 at 350x350, batch 32, the two variants interleaved so that a busy
+    machine slows both alike: whole 1-epoch fits of ``args.n`` cells (best of
+    ``args.repeats``), and single training steps of the same module (the
+    median of ``args.steps`` per-pair ratios, which leaves out what a fit
+    does besides training).
     """
     data = make_cells(
         n_subjects=8, cells_per_subject=args.n // 8, image_size=350, random_state=0
     )
+    native = cpu_has_native_bf16()
+    out = {"cpu_native_bf16": native, "load_average": [os.getloadavg()]}
+    for precision in args.precision.split(","):
+        if precision not in ("fp32", "bf16"):
+            raise SystemExit(f"--precision takes fp32 and bf16, got {precision!r}")
+        if precision == "bf16" and not native:
+            print("bf16: skipped, this CPU has no native bfloat16")
+            continue
+        out[precision] = throughput_at(args, data, mixed_precision=precision == "bf16")
+    out["load_average"].append(os.getloadavg())
+    out["reuse_freed_memory"] = args.reuse_freed_memory
+    return out
+
+
+def throughput_at(args, data, mixed_precision):
+    label = "bf16" if mixed_precision else "fp32"
     variants = ("fixed", "learnable")
     best = dict.fromkeys(variants, 0.0)
     fitted = {}
-    load_start = os.getloadavg()
     for _ in range(args.repeats):
         for stain_layer in variants:
             clf = LeukoNetClassifier(
                 preprocessing="od",
                 stain_layer=stain_layer,
+                mixed_precision=mixed_precision,
                 max_epochs=1,
                 validation_fraction=None,
                 verbose=0,
@@ -167,11 +186,14 @@ def throughput(args):
     out = {"fit_cells_per_s": best}
     for stain_layer in variants:
         print(
-            f"Stage-1 1-epoch fit at 350x350, {stain_layer:>9}: "
+            f"{label}: Stage-1 1-epoch fit at 350x350, {stain_layer:>9}: "
             f"{best[stain_layer]:6.1f} cells/s (best of {args.repeats})"
         )
     out["fit_cost_percent"] = 100 * (best["fixed"] / best["learnable"] - 1)
-    print(f"The learnable SD-Layer costs {out['fit_cost_percent']:+.1f}% per epoch.")
+    print(
+        f"{label}: the learnable SD-Layer costs {out['fit_cost_percent']:+.1f}% "
+        "per epoch."
+    )
 
     steps = step_times(fitted, data, args.steps)
     median = {v: float(np.median(t)) for v, t in steps.items()}
@@ -185,18 +207,16 @@ def throughput(args):
     ]
     for stain_layer in variants:
         print(
-            f"Stage-1 training step at 350x350, {stain_layer:>9}: "
+            f"{label}: Stage-1 training step at 350x350, {stain_layer:>9}: "
             f"{1000 * median[stain_layer]:6.0f} ms per batch of 32 "
             f"(median of {args.steps})"
         )
     low, high = out["step_cost_percent_quartiles"]
     print(
-        f"The learnable SD-Layer costs {out['step_cost_percent']:+.1f}% per "
-        f"training step (median of the {args.steps} paired steps; quartiles "
+        f"{label}: the learnable SD-Layer costs {out['step_cost_percent']:+.1f}% "
+        f"per training step (median of the {args.steps} paired steps; quartiles "
         f"{low:+.1f}%, {high:+.1f}%)."
     )
-    out["load_average"] = [load_start, os.getloadavg()]
-    out["reuse_freed_memory"] = args.reuse_freed_memory
     return out
 
 
@@ -235,6 +255,12 @@ def main():
     parser.add_argument("--n", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument(
+        "--precision",
+        default="fp32,bf16",
+        help="comma-separated, for --throughput: fp32, bf16 (bf16 skipped where "
+        "the CPU has no native bfloat16)",
+    )
     parser.add_argument(
         "--glibc-defaults",
         action="store_true",

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from sklearn_leuko import LeukoNetClassifier, make_stage
 from sklearn_leuko._classifier import CellLevelSplitWarning, InnerSplitWarning
 from sklearn_leuko._classifier._datapath import ImageBatchDataset
+from sklearn_leuko.nn import cpu_has_native_bf16
 
 TINY = dict(widths=(4, 4, 8, 8, 8, 8), max_epochs=2, batch_size=16, verbose=0)
 
@@ -514,7 +515,8 @@ def test_build_module_and_build_net_rebuild_the_fitted_net(tiny_cells):
     assert clf.module_spec_ == {
         "in_channels": 3,
         "rgb_input": True,
-        "autocast_dtype": None,
+        # mixed_precision="auto": bfloat16 autocast where the CPU has it natively
+        "autocast_dtype": "bfloat16" if cpu_has_native_bf16() else None,
         "channels_last": True,
     }
 
