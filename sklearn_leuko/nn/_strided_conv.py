@@ -90,9 +90,23 @@ def _input_gradient(grad_output, weight, stride, padding, input_size):
     return pixels[:, :height, :width].permute(0, 3, 1, 2)
 
 
+def _contiguous_strides(shape):
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
 class _StridedConv2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding):
+        if x.shape[-1] == 1 and x.stride() != _contiguous_strides(x.shape):
+            # Channels-last images one pixel wide (e.g. permuted from
+            # (n, H, 1, 3)): oneDNN's bfloat16 weight gradient returned
+            # uninitialised memory for them (PyTorch 2.13: random values, NaN
+            # or 1e37), and is exact with standard strides.
+            x = x.clone(memory_format=torch.contiguous_format)
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.padding, ctx.has_bias = stride, padding, bias is not None
         return F.conv2d(x, weight, bias, stride=stride, padding=padding)
