@@ -168,23 +168,29 @@ def test_bfloat16_autocast_takes_the_block_gradient(monkeypatch):
         )
 
 
+@pytest.mark.parametrize("input_requires_grad", [True, False])
 @pytest.mark.parametrize("height", [1, 2, 3, 6])
-def test_bfloat16_gradients_of_one_pixel_wide_channels_last_images(height):
+def test_bfloat16_gradients_of_one_pixel_wide_channels_last_images(
+    height, input_requires_grad
+):
     """Channels-last images one pixel wide (1x1, 3x1, ...): oneDNN's bfloat16
     weight gradient returned garbage (NaN, 1e37) for them most of the time
     (found by the 1x1-image stage tests), so the stem gives them standard
-    strides."""
+    strides, on its own backward path (input requiring a gradient: the learnable
+    SD-Layer) and on nn.Conv2d's (the fixed front)."""
     torch.manual_seed(0)
     conv = StridedConv2d(3, 4, 5, stride=2, padding=2)
     for _ in range(10):
-        x = torch.rand(8, height, 1, 3).permute(0, 3, 1, 2).requires_grad_(True)
+        x = torch.rand(8, height, 1, 3).permute(0, 3, 1, 2)
+        x.requires_grad_(input_requires_grad)
+        inputs = [conv.weight, x] if input_requires_grad else [conv.weight]
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = conv(x)
         grad_output = torch.randn(out.shape).to(out.dtype)
-        grads = torch.autograd.grad(out, [conv.weight, x], grad_output)
+        grads = torch.autograd.grad(out, inputs, grad_output)
         expected = torch.autograd.grad(
             F.conv2d(x.double(), conv.weight.double(), stride=2, padding=2),
-            [conv.weight, x],
+            inputs,
             grad_output.double(),
         )
         for got, want in zip(grads, expected, strict=True):

@@ -101,12 +101,6 @@ def _contiguous_strides(shape):
 class _StridedConv2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding):
-        if x.shape[-1] == 1 and x.stride() != _contiguous_strides(x.shape):
-            # Channels-last images one pixel wide (e.g. permuted from
-            # (n, H, 1, 3)): oneDNN's bfloat16 weight gradient returned
-            # uninitialised memory for them (PyTorch 2.13: random values, NaN
-            # or 1e37), and is exact with standard strides.
-            x = x.clone(memory_format=torch.contiguous_format)
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.padding, ctx.has_bias = stride, padding, bias is not None
         return F.conv2d(x, weight, bias, stride=stride, padding=padding)
@@ -189,6 +183,17 @@ class StridedConv2d(nn.Conv2d):
         return None
 
     def forward(self, x):
+        if (
+            x.ndim == 4
+            and x.shape[-1] == 1
+            and x.stride() != _contiguous_strides(x.shape)
+        ):
+            # Channels-last images one pixel wide (e.g. permuted from
+            # (n, H, 1, 3)): for them oneDNN's bfloat16 weight gradient of a
+            # strided convolution, nn.Conv2d's included, returned uninitialised
+            # memory (PyTorch 2.13: random values, NaN or 1e37); it is exact
+            # with standard strides.
+            x = x.clone(memory_format=torch.contiguous_format)
         dtype = self._block_gradient_dtype(x)
         if dtype is None:
             return super().forward(x)
