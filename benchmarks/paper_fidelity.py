@@ -217,7 +217,64 @@ def throughput_at(args, data, mixed_precision):
         f"per training step (median of the {args.steps} paired steps; quartiles "
         f"{low:+.1f}%, {high:+.1f}%)."
     )
+    out["layer_ms"] = layer_times(mixed_precision, args.steps)
+    extra, conv = out["layer_ms"]["extra"], out["layer_ms"]["input_gradient_conv"]
+    print(
+        f"{label}: SD-Layer + stem alone, forward and backward: {extra:.1f} ms more "
+        f"than the fixed deconvolution + stem, of which {conv:.1f} ms is the "
+        "convolution that computes the stem's input gradient (medians); a 5% "
+        f"budget is {0.05 * out['step_ms_median']['fixed']:.1f} ms."
+    )
     return out
+
+
+def layer_times(mixed_precision, repeats, batch=32, size=350):
+    """Milliseconds the learnable front adds around the stem, and its floor.
+
+    ``extra``: learnable SD-Layer + stem against fixed deconvolution + stem,
+    forward and backward (median of the paired differences); the gradient
+    reaching the stem is random. ``input_gradient_conv``: the block
+    convolution of ``nn.StridedConv2d`` alone, the part no amount of fusing
+    of the rest removes.
+    """
+    from skimage.color import rgb_from_bex
+
+    from sklearn_leuko.nn import SDLayer, StridedConv2d, od_to_stains, rgb_to_od
+
+    torch.manual_seed(0)
+    rgb = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
+    od = rgb_to_od(rgb.permute(0, 3, 1, 2).float())  # channels-last, as in a fit
+    stem = StridedConv2d(3, 16, 5, stride=2, padding=2)
+    sd_layer = SDLayer(rgb_from_bex)
+    inverse = torch.linalg.inv(torch.as_tensor(rgb_from_bex, dtype=torch.float32))
+    dtype = torch.bfloat16 if mixed_precision else torch.float32
+    grad = torch.randn(batch, 16, size // 2, size // 2).to(dtype)
+    grad = grad.contiguous(memory_format=torch.channels_last)
+
+    def train_stem(front):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed_precision):
+            out = stem(front())
+        out.backward(grad)
+
+    block_kernel = torch.randn(16, 16, 3, 3).to(dtype)
+    variants = {
+        "fixed": lambda: train_stem(lambda: od_to_stains(od, inverse)),
+        "learnable": lambda: train_stem(lambda: sd_layer(od)),
+        "conv": lambda: torch.nn.functional.conv2d(grad, block_kernel, padding=1),
+    }
+    times = {name: [] for name in variants}
+    for run in variants.values():
+        run()
+    for _ in range(repeats):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    extra = np.asarray(times["learnable"]) - np.asarray(times["fixed"])
+    return {
+        "extra": 1000 * float(np.median(extra)),
+        "input_gradient_conv": 1000 * float(np.median(times["conv"])),
+    }
 
 
 def step_times(fitted, data, n_steps, batch=32):
