@@ -14,7 +14,7 @@ from torch import nn
 
 from sklearn_leuko.nn import BasicNetwork, StridedConv2d
 from sklearn_leuko.nn._preprocess import LearnableStainInput
-from sklearn_leuko.nn._strided_conv import _StridedConv2dFunction
+from sklearn_leuko.nn._strided_conv import _StridedConv2dFunction, _unblock
 
 
 def _pair(conv_kwargs, seed=0, dtype=torch.float64):
@@ -103,6 +103,53 @@ def test_float32_gradient_matches_within_rounding():
     _, grads_ref = _gradients(reference, x, grad_output)
     for got, expected in zip(grads, grads_ref, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize(
+    "stride, in_channels, extra",
+    [((2, 2), 3, 4), ((2, 2), 1, 4), ((2, 3), 3, 6), ((3, 2), 2, 4), ((4, 4), 4, 0)],
+)
+def test_unblocking_moves_the_same_values_as_a_plain_copy(
+    dtype, channels_last, stride, in_channels, extra
+):
+    """The un-blocking copy (by 8- or 4-byte words where the layout allows)
+    puts every value where the element-by-element reshape puts it."""
+    stride_h, stride_w = stride
+    channels = stride_h * stride_w * in_channels
+    blocks = torch.randn(2, channels + extra, 5, 7).to(dtype)
+    if channels_last:
+        blocks = blocks.contiguous(memory_format=torch.channels_last)
+    expected = (
+        blocks.permute(0, 2, 3, 1)[..., :channels]
+        .reshape(2, 5, 7, stride_h, stride_w, in_channels)
+        .permute(0, 1, 3, 2, 4, 5)
+        .reshape(2, 5 * stride_h, 7 * stride_w, in_channels)
+    )
+    got = _unblock(blocks, stride, in_channels)
+    assert got.dtype == dtype
+    assert torch.equal(got, expected)
+
+
+def test_second_derivatives_with_channels_last_float32():
+    """Where the first backward copies by words, the graph for a second one
+    (create_graph=True) still holds: Hessian-vector products equal nn.Conv2d's."""
+    fast, reference = _pair(
+        dict(in_channels=3, out_channels=8, kernel_size=5, stride=2, padding=2),
+        dtype=torch.float32,
+    )
+    x = torch.rand(2, 3, 12, 12).contiguous(memory_format=torch.channels_last)
+    grad_output = torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    results = []
+    for conv in (fast, reference):
+        xx = x.clone().requires_grad_(True)
+        out = conv(xx)
+        (grad_x,) = torch.autograd.grad(out, xx, grad_output, create_graph=True)
+        (second,) = torch.autograd.grad((grad_x**2).sum(), conv.weight)
+        results.append(second)
+    assert results[1].abs().max() > 0
+    torch.testing.assert_close(results[0], results[1], rtol=1e-4, atol=1e-4)
 
 
 def test_gradcheck_and_second_derivatives_float64():

@@ -81,13 +81,54 @@ def _input_gradient(grad_output, weight, stride, padding, input_size):
     else:
         padded_grad = F.pad(grad_output, (before_w, after_w, before_h, after_h))
         blocks = F.conv2d(padded_grad, transposed)
-    pixels = (
-        blocks.permute(0, 2, 3, 1)[..., :block_channels]
-        .reshape(n, blocks_h, blocks_w, stride_h, stride_w, in_channels)
-        .permute(0, 1, 3, 2, 4, 5)
-        .reshape(n, blocks_h * stride_h, blocks_w * stride_w, in_channels)
-    )
+    pixels = _unblock(blocks, (stride_h, stride_w), in_channels)
     return pixels[:, :height, :width].permute(0, 3, 1, 2)
+
+
+def _unblock(blocks, stride, in_channels):
+    """Block channels ``(n, >= C*sh*sw, bh, bw)`` -> pixels ``(n, bh*sh, bw*sw, C)``.
+
+    The copy moves runs of ``sw * C`` elements (one block row of a block:
+    whole pixels), and its time goes with the number of elements moved, not
+    bytes: 6 bfloat16 values took as long as 6 float32. So where the layout
+    allows, each run moves as 8- or 4-byte words (a stride-2 RGB stem: 3
+    words instead of 6 values; bfloat16 4.8 ms -> 2.7 ms at 350x350, batch 32).
+    """
+    n, _, blocks_h, blocks_w = blocks.shape
+    stride_h, stride_w = stride
+    run = stride_w * in_channels
+    cells = blocks.permute(0, 2, 3, 1)  # channels-last blocks: a view
+    # Viewing as integers cuts the autograd graph: not when differentiating
+    # the gradient itself (create_graph=True).
+    word = None if blocks.requires_grad else _word(cells, run)
+    per_word = 1 if word is None else word.itemsize // cells.element_size()
+    words = cells if word is None else cells.view(word)
+    rows = (
+        words[..., : stride_h * run // per_word]
+        .reshape(n, blocks_h, blocks_w, stride_h, run // per_word)
+        .permute(0, 1, 3, 2, 4)
+        .reshape(n, blocks_h * stride_h, blocks_w * run // per_word)
+    )
+    if word is not None:
+        rows = rows.view(blocks.dtype)
+    return rows.reshape(n, blocks_h * stride_h, blocks_w * stride_w, in_channels)
+
+
+def _word(cells, run):
+    """The widest integer dtype that can move runs of ``run`` elements of ``cells``."""
+    size = cells.element_size()
+    for word in (torch.int64, torch.int32):
+        per_word = word.itemsize // size
+        if (
+            per_word > 1
+            and run % per_word == 0
+            and cells.stride(-1) == 1
+            and cells.shape[-1] % per_word == 0
+            and all(s % per_word == 0 for s in cells.stride()[:-1])
+            and cells.storage_offset() % per_word == 0
+        ):
+            return word
+    return None
 
 
 def _contiguous_strides(shape):
