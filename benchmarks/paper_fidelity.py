@@ -19,6 +19,7 @@ Results go to ``benchmarks/results/paper_fidelity.json``.
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -262,14 +263,7 @@ def layer_times(mixed_precision, repeats, batch=32, size=350):
         "learnable": lambda: train_stem(lambda: sd_layer(od)),
         "conv": lambda: torch.nn.functional.conv2d(grad, block_kernel, padding=1),
     }
-    times = {name: [] for name in variants}
-    for run in variants.values():
-        run()
-    for _ in range(repeats):
-        for name, run in variants.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_seconds(variants, repeats)
     extra = np.asarray(times["learnable"]) - np.asarray(times["fixed"])
     return {
         "extra": 1000 * float(np.median(extra)),
@@ -288,16 +282,30 @@ def step_times(fitted, data, n_steps, batch=32):
         runs[variant] = (module, torch.optim.Adam(module.parameters(), lr=1e-3))
 
     def step(module, optimizer):  # one batch = one epoch of the shared loop
-        return train_epochs(module, optimizer, X, y, batch_size=batch, epochs=1)
+        train_epochs(module, optimizer, X, y, batch_size=batch, epochs=1)
 
-    times = {variant: [] for variant in runs}
-    for run in runs.values():  # warm-up
-        step(*run)
+    return interleaved_seconds(
+        {variant: functools.partial(step, *run) for variant, run in runs.items()},
+        n_steps,
+    )
+
+
+def interleaved_seconds(runs, repeats):
+    """Seconds of each call of ``runs`` (name -> callable), ``repeats`` rounds.
+
+    One warm-up call each, then rounds of one call per name, the order
+    reversed every round so that no variant always runs first.
+    """
+    for run in runs.values():
+        run()
+    times = {name: [] for name in runs}
     order = list(runs)
-    for _ in range(n_steps):
-        for variant in order:
-            times[variant].append(step(*runs[variant]))
-        order.reverse()  # neither variant always runs first
+    for _ in range(repeats):
+        for name in order:
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+        order.reverse()
     return times
 
 

@@ -72,24 +72,30 @@ def test_gradients_equal_nn_conv2d(
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
-def test_the_block_gradient_is_the_one_used_on_the_cpu(monkeypatch):
-    """The default stem (5x5, stride 2) takes the custom backward when training."""
+@pytest.fixture
+def block_backward_calls(monkeypatch):
+    """The output gradients that reached the block-gradient backward, in order."""
     calls = []
     original = _StridedConv2dFunction.backward
 
     def spy(ctx, grad_output):
-        calls.append(grad_output.shape)
+        calls.append(grad_output)
         return original(ctx, grad_output)
 
     monkeypatch.setattr(_StridedConv2dFunction, "backward", staticmethod(spy))
+    return calls
+
+
+def test_the_block_gradient_is_the_one_used_on_the_cpu(block_backward_calls):
+    """The default stem (5x5, stride 2) takes the custom backward when training."""
     conv = StridedConv2d(3, 4, 5, stride=2, padding=2)
     x = torch.rand(2, 3, 10, 10, requires_grad=True)
     conv(x).sum().backward()
-    assert calls == [torch.Size([2, 4, 5, 5])]
+    assert [g.shape for g in block_backward_calls] == [torch.Size([2, 4, 5, 5])]
     with torch.no_grad():
         conv(x)
     conv(x.detach()).sum().backward()  # weight gradient only: nn.Conv2d's path
-    assert len(calls) == 1
+    assert len(block_backward_calls) == 1
 
 
 def test_float32_gradient_matches_within_rounding():
@@ -185,16 +191,8 @@ def test_other_convolutions_take_nn_conv2d_path(kwargs, monkeypatch):
     assert x.grad is not None
 
 
-def test_bfloat16_autocast_takes_the_block_gradient(monkeypatch):
+def test_bfloat16_autocast_takes_the_block_gradient(block_backward_calls):
     """Under CPU bfloat16 autocast: bfloat16 output and nn.Conv2d's gradients."""
-    calls = []
-    original = _StridedConv2dFunction.backward
-
-    def spy(ctx, grad_output):
-        calls.append(grad_output.dtype)
-        return original(ctx, grad_output)
-
-    monkeypatch.setattr(_StridedConv2dFunction, "backward", staticmethod(spy))
     fast, reference = _pair(
         dict(in_channels=3, out_channels=16, kernel_size=5, stride=2, padding=2),
         dtype=torch.float32,
@@ -206,7 +204,7 @@ def test_bfloat16_autocast_takes_the_block_gradient(monkeypatch):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out, grads = _gradients(conv, x, grad_output)
         results.append((out, *grads))
-    assert calls == [torch.bfloat16]
+    assert [g.dtype for g in block_backward_calls] == [torch.bfloat16]
     for got, expected in zip(*results, strict=True):
         assert got.dtype == expected.dtype  # bfloat16 output, float32 gradients
         scale = expected.float().abs().max().item()

@@ -4,8 +4,8 @@ Training the SD-Layer (:class:`~sklearn_leuko.nn.SDLayer`) needs the gradient
 with respect to the input of the Basic Network's first, strided convolution,
 at full resolution. oneDNN computes that gradient of a stride-2 5x5
 convolution with 3 input channels at a fraction of the speed of its other
-convolutions: at 350x350, batch 32, on 2 CPU cores it took 75-100 ms, a
-larger cost than the whole rest of the SD-Layer.
+convolutions: at 350x350, batch 32, on 2 cores of an AVX2 CPU it took
+75-100 ms, a larger cost than the whole rest of the SD-Layer.
 
 The same gradient is a stride-1 convolution in the space-to-depth domain,
 which oneDNN runs well: split the (zero-padded) input into ``s x s`` blocks,
@@ -28,8 +28,9 @@ from torch import nn
 
 __all__ = ["StridedConv2d"]
 
-# oneDNN vectorises over output channels in groups of 8: the 12 block
-# channels of an RGB stem at stride 2 ran at 42 ms, padded to 16 at 30 ms.
+# oneDNN vectorises over output channels: on an AVX2 CPU the 12 block channels
+# of an RGB stem at stride 2 ran at 42 ms, padded to 16 at 30 ms (on an
+# AVX-512 CPU both took 23 ms).
 _CHANNEL_MULTIPLE = 8
 
 
