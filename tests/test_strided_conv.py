@@ -213,34 +213,78 @@ def test_bfloat16_autocast_takes_the_block_gradient(block_backward_calls):
         )
 
 
+NARROW_CASES = [  # (kernel, stride, padding, width < stride)
+    (5, 2, 2, 1),
+    (3, 2, 1, 1),
+    (7, 3, 3, 1),
+    (7, 3, 3, 2),
+]
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
 @pytest.mark.parametrize("input_requires_grad", [True, False])
-@pytest.mark.parametrize("height", [1, 2, 3, 6])
-def test_bfloat16_gradients_of_one_pixel_wide_channels_last_images(
-    height, input_requires_grad
+@pytest.mark.parametrize("height", [1, 3, 6, 16])
+@pytest.mark.parametrize(("kernel", "stride", "padding", "width"), NARROW_CASES)
+def test_bfloat16_gradients_of_images_narrower_than_the_stride(
+    kernel, stride, padding, width, height, input_requires_grad, channels_last
 ):
-    """Channels-last images one pixel wide (1x1, 3x1, ...): oneDNN's bfloat16
-    weight gradient returned garbage (NaN, 1e37) for them most of the time
-    (found by the 1x1-image stage tests), so the stem gives them standard
-    strides, on its own backward path (input requiring a gradient: the learnable
-    SD-Layer) and on nn.Conv2d's (the fixed front)."""
+    """Images narrower than the stride (1x1, 6x1, ...): oneDNN's bfloat16 weight
+    gradient of a strided convolution returned garbage (NaN, 1e37, values where
+    the answer is 0) for them, often but not always (found by the 1x1-image
+    stage tests): channels-last input on an AVX512-BF16 CPU, any layout on an
+    AMX CPU. The stem pads them to the stride, on its own backward path (input
+    requiring a gradient: the learnable SD-Layer) and on nn.Conv2d's (the fixed
+    front)."""
     torch.manual_seed(0)
-    conv = StridedConv2d(3, 4, 5, stride=2, padding=2)
-    for _ in range(10):
-        x = torch.rand(8, height, 1, 3).permute(0, 3, 1, 2)
+    conv = StridedConv2d(3, 8, kernel, stride=stride, padding=padding)
+    for _ in range(12):
+        x = torch.rand(4, height, width, 3).permute(0, 3, 1, 2)
+        if not channels_last:
+            x = x.contiguous()
         x.requires_grad_(input_requires_grad)
-        inputs = [conv.weight, x] if input_requires_grad else [conv.weight]
+        inputs = [conv.weight, conv.bias] + ([x] if input_requires_grad else [])
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = conv(x)
+        reference = F.conv2d(
+            x.double(), conv.weight.double(), conv.bias.double(), stride, padding
+        )
+        assert out.shape == reference.shape
         grad_output = torch.randn(out.shape).to(out.dtype)
         grads = torch.autograd.grad(out, inputs, grad_output)
-        expected = torch.autograd.grad(
-            F.conv2d(x.double(), conv.weight.double(), stride=2, padding=2),
-            inputs,
-            grad_output.double(),
-        )
+        expected = torch.autograd.grad(reference, inputs, grad_output.double())
         for got, want in zip(grads, expected, strict=True):
             assert got.dtype == want.dtype == torch.float32
             torch.testing.assert_close(got, want, rtol=0.02, atol=0.05)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "width"), NARROW_CASES)
+def test_images_narrower_than_the_stride_give_nn_conv2d_output(
+    kernel, stride, padding, width
+):
+    fast, reference = _pair(
+        dict(
+            in_channels=3,
+            out_channels=4,
+            kernel_size=kernel,
+            stride=stride,
+            padding=padding,
+        )
+    )
+    x = torch.randn(2, 3, 5, width, dtype=torch.float64, requires_grad=True)
+    out = fast(x)
+    expected = reference(x)
+    torch.testing.assert_close(out, expected)
+    grad_output = torch.randn_like(out)
+    torch.testing.assert_close(
+        torch.autograd.grad(out, [x, fast.weight], grad_output),
+        torch.autograd.grad(expected, [x, reference.weight], grad_output),
+    )
+
+
+def test_too_small_input_raises_pytorchs_error():
+    conv = StridedConv2d(3, 4, 2, stride=2)
+    with pytest.raises(RuntimeError, match="Kernel size can't be greater"):
+        conv(torch.rand(1, 3, 4, 1))
 
 
 def test_float16_autocast_keeps_nn_conv2d_path(monkeypatch):

@@ -133,14 +133,6 @@ def _word(cells, run):
     return None
 
 
-def _contiguous_strides(shape):
-    strides, step = [], 1
-    for size in reversed(shape):
-        strides.append(step)
-        step *= size
-    return tuple(reversed(strides))
-
-
 class _StridedConv2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding):
@@ -226,17 +218,31 @@ class StridedConv2d(nn.Conv2d):
         return None
 
     def forward(self, x):
-        if (
-            x.ndim == 4
-            and x.shape[-1] == 1
-            and x.stride() != _contiguous_strides(x.shape)
-        ):
-            # Channels-last images one pixel wide (e.g. permuted from
-            # (n, H, 1, 3)): for them oneDNN's bfloat16 weight gradient of a
-            # strided convolution, nn.Conv2d's included, returned uninitialised
-            # memory (PyTorch 2.13: random values, NaN or 1e37); it is exact
-            # with standard strides.
-            x = x.clone(memory_format=torch.contiguous_format)
+        narrow = x.ndim == 4 and x.shape[-1] < max(2, self.stride[1])
+        if narrow and self.padding_mode == "zeros":
+            return self._forward_narrow(x)
+        return self._forward(x)
+
+    def _forward_narrow(self, x):
+        # Images narrower than the stride (e.g. 1x1, or Hx1 at stride 2):
+        # oneDNN's bfloat16 weight gradient of a strided convolution,
+        # nn.Conv2d's included, returned uninitialised memory for them
+        # (PyTorch 2.13: random values, NaN or 1e37), for channels-last input
+        # on an AVX512-BF16 CPU and for any layout on an AMX CPU. Zero columns
+        # on the right up to the stride, standard strides, and the output
+        # cropped to its true width give the same output and gradients.
+        width, stride = x.shape[-1], self.stride[1]
+        if width >= stride:
+            return self._forward(x.contiguous())
+        padding = 0 if isinstance(self.padding, str) else self.padding[1]
+        span = self.dilation[1] * (self.kernel_size[1] - 1) + 1
+        out_width = (width + 2 * padding - span) // stride + 1
+        if out_width < 1:
+            return self._forward(x)  # PyTorch's own error for a too small input
+        out = self._forward(F.pad(x, (0, stride - width)).contiguous())
+        return out[..., :out_width]
+
+    def _forward(self, x):
         dtype = self._block_gradient_dtype(x)
         if dtype is None:
             return super().forward(x)
