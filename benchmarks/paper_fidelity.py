@@ -253,8 +253,11 @@ def layer_times(mixed_precision, repeats, batch=32, size=350):
     grad = grad.contiguous(memory_format=torch.channels_last)
 
     def train_stem(front):
+        # As in LeukoNetModule: the front (preprocessing) in float32, the
+        # network under autocast.
+        x = front()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed_precision):
-            out = stem(front())
+            out = stem(x)
         out.backward(grad)
 
     block_kernel = torch.randn(16, 16, 3, 3).to(dtype)
@@ -309,6 +312,21 @@ def interleaved_seconds(runs, repeats):
     return times
 
 
+def cpu_description():
+    """The CPU's model name and the vector extensions that decide these figures."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in info.splitlines()[:40] if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    extensions = [
+        f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags
+    ]
+    return f"{fields.get('model name', platform.machine())} ({', '.join(extensions)})"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=36)
@@ -336,7 +354,7 @@ def main():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["machine"] = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_description(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
