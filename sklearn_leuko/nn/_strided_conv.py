@@ -180,6 +180,11 @@ class StridedConv2d(nn.Conv2d):
     equal to PyTorch's up to floating-point rounding. Everywhere else it is
     ``nn.Conv2d``.
 
+    Input narrower than the stride (e.g. 1x1 images) is padded on the right
+    with zero columns up to the stride and the output cropped to its true
+    width: the same output and gradients, but oneDNN's bfloat16 weight
+    gradient returned garbage for such input without it.
+
     The Basic Network's stem uses it: the learnable SD-Layer before it
     receives its gradient through that input gradient.
 
