@@ -35,21 +35,21 @@ def _stain_weight_gradient(od, grad_stains):
 
 
 class _DeconvolveTanh(torch.autograd.Function):
-    """``tanh(od_to_stains(od, weight))`` in three passes over the image.
+    """``tanh(od_to_stains(od, weight))``, ``tanh`` in place on the deconvolution.
 
-    ``tanh(z) = 2 sigmoid(2z) - 1``: the factor 2 goes into the 3x3 weight,
-    then ``sigmoid`` and ``2s - 1`` run in place on the deconvolution's
-    output, and the backward is ``tanh``'s own. On the CPU, PyTorch's
-    float32 ``tanh`` alone took 19 ms on a batch of 32 350x350 images,
-    ``sigmoid`` 4 ms: the layer's forward went from 27 ms to 11 ms, of which
-    the deconvolution is 6. The formulas differ by a few float32 rounding
-    errors (< 3e-7, tested), and OD 0 (the background) still gives exactly 0.
+    Autograd on the two operations would give ``tanh`` a new full-resolution
+    output and keep the deconvolution's alive for the backward; here ``tanh``
+    overwrites it, so one tensor less is allocated and saved (47 MB on a batch
+    of 32 350x350 images), and the backward is ``tanh``'s own plus the 3x3
+    weight gradient. With glibc's default malloc, a new tensor that size cost
+    about 10 ms of page faults per batch (``torch.tanh`` into a new tensor
+    11.6 ms, in place 1.6 ms, on an Intel Xeon). The values are
+    ``torch.tanh``'s, bit for bit (tested).
     """
 
     @staticmethod
     def forward(ctx, od, weight):
-        stains = torch.sigmoid_(od_to_stains(od, weight * 2))
-        torch.add(stains.new_full((), -1.0), stains, alpha=2, out=stains)
+        stains = torch.tanh_(od_to_stains(od, weight))
         ctx.save_for_backward(od, weight, stains)
         return stains
 
