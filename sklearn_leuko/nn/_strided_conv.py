@@ -236,15 +236,18 @@ class StridedConv2d(nn.Conv2d):
         # on an AVX512-BF16 CPU and for any layout on an AMX CPU. Zero columns
         # on the right up to the stride, standard strides, and the output
         # cropped to its true width give the same output and gradients.
+        # Standard strides even where is_contiguous() would pass a 1x1
+        # channels-last tensor as it is.
+        x = x.clone(memory_format=torch.contiguous_format)
         width, stride = x.shape[-1], self.stride[1]
         if width >= stride:
-            return self._forward(x.contiguous())
+            return self._forward(x)
         padding = 0 if isinstance(self.padding, str) else self.padding[1]
         span = self.dilation[1] * (self.kernel_size[1] - 1) + 1
         out_width = (width + 2 * padding - span) // stride + 1
         if out_width < 1:
             return self._forward(x)  # PyTorch's own error for a too small input
-        out = self._forward(F.pad(x, (0, stride - width)).contiguous())
+        out = self._forward(F.pad(x, (0, stride - width)))
         return out[..., :out_width]
 
     def _forward(self, x):
