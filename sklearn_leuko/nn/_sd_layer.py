@@ -11,68 +11,6 @@ __all__ = ["SDLayer"]
 _ACTIVATIONS = ("tanh", None)
 
 
-def _stain_weight_gradient(od, grad_stains):
-    """Gradient of ``od_to_stains(od, weight)`` with respect to ``weight`` (C, K)."""
-    if od.is_contiguous(memory_format=torch.channels_last):
-        # The backward of the 1x1 convolution that od_to_stains runs on
-        # channels-last input; einsum would first copy both to channels-first.
-        kernel_shape = (grad_stains.shape[1], od.shape[1], 1, 1)
-        _, grad_kernel, _ = torch.ops.aten.convolution_backward(
-            grad_stains,
-            od,
-            od.new_empty(kernel_shape),
-            None,
-            [1, 1],
-            [0, 0],
-            [1, 1],
-            False,
-            [0, 0],
-            1,
-            [False, True, False],
-        )
-        return grad_kernel.reshape(kernel_shape[:2]).T
-    return torch.einsum("nihw,njhw->ij", od, grad_stains)
-
-
-class _DeconvolveTanh(torch.autograd.Function):
-    """``tanh(od_to_stains(od, weight))``, ``tanh`` in place on the deconvolution.
-
-    Autograd on the two operations would give ``tanh`` a new full-resolution
-    output and keep the deconvolution's alive for the backward; here ``tanh``
-    overwrites it, so one tensor less is allocated and saved (47 MB on a batch
-    of 32 350x350 images), and the backward is ``tanh``'s own plus the 3x3
-    weight gradient. With glibc's default malloc, a new tensor that size cost
-    about 10 ms of page faults per batch (``torch.tanh`` into a new tensor
-    11.6 ms, in place 1.6 ms, on an Intel Xeon). The values are
-    ``torch.tanh``'s, bit for bit (tested).
-    """
-
-    @staticmethod
-    def forward(ctx, od, weight):
-        stains = torch.tanh_(od_to_stains(od, weight))
-        ctx.save_for_backward(od, weight, stains)
-        return stains
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        od, weight, stains = ctx.saved_tensors
-        grad_z = torch.ops.aten.tanh_backward(grad_output, stains)
-        grad_od = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            grad_od = od_to_stains(grad_z, weight.T)
-        if ctx.needs_input_grad[1]:
-            grad_weight = _stain_weight_gradient(od, grad_z)
-        return grad_od, grad_weight
-
-
-def _uses_fused_tanh(od, weight):
-    return (
-        od.device.type == "cpu"
-        and od.dtype == weight.dtype == torch.float32
-        and not torch.is_autocast_enabled("cpu")
-    )
-
-
 def check_stain_matrix(stain_matrix):
     """Validate a 3x3 stain matrix (rows = stain OD vectors); float64 array."""
     if isinstance(stain_matrix, torch.Tensor):
@@ -203,11 +141,17 @@ class SDLayer(nn.Module):
                 "SDLayer expects an optical-density image of shape (n, 3, H, W), "
                 f"got shape {tuple(x.shape)}."
             )
+        stains = od_to_stains(x, self.weight)
         if self.activation is None:
-            return od_to_stains(x, self.weight)
-        if _uses_fused_tanh(x, self.weight):
-            return _DeconvolveTanh.apply(x, self.weight)
-        return torch.tanh(od_to_stains(x, self.weight))
+            return stains
+        if stains._base is not None:
+            # A view (einsum's output): in place, autograd would rebuild it.
+            return torch.tanh(stains)
+        # In place: tanh's backward needs only its output and the
+        # deconvolution's only x and the weight, so no second full-resolution
+        # tensor is allocated or kept (47 MB for 32 350x350 images; with
+        # glibc's default malloc its page faults cost about 10 ms per batch).
+        return torch.tanh_(stains)
 
     def extra_repr(self):
         return f"learnable={self.learnable}, activation={self.activation!r}"
