@@ -226,6 +226,11 @@ def throughput_at(args, data, mixed_precision):
         "convolution that computes the stem's input gradient (medians); a 5% "
         f"budget is {0.05 * out['step_ms_median']['fixed']:.1f} ms."
     )
+    tanh = out["layer_ms"]["tanh"]
+    print(
+        f"{label}: the SD-Layer's tanh on the deconvolved batch: "
+        f"{tanh['sd_layer_tanh']:.1f} ms (torch.tanh_ {tanh['torch.tanh_']:.1f} ms)."
+    )
     return out
 
 
@@ -236,11 +241,13 @@ def layer_times(mixed_precision, repeats, batch=32, size=350):
     forward and backward (median of the paired differences); the gradient
     reaching the stem is random. ``input_gradient_conv``: the block
     convolution of ``nn.StridedConv2d`` alone, the part no amount of fusing
-    of the rest removes.
+    of the rest removes. ``tanh``: the SD-Layer's float32 ``tanh`` in place
+    on the deconvolved batch, and ``torch.tanh_`` on it.
     """
     from skimage.color import rgb_from_bex
 
     from sklearn_leuko.nn import SDLayer, StridedConv2d, od_to_stains, rgb_to_od
+    from sklearn_leuko.nn._sd_layer import _tanh_in_place
 
     torch.manual_seed(0)
     rgb = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
@@ -261,16 +268,30 @@ def layer_times(mixed_precision, repeats, batch=32, size=350):
         out.backward(grad)
 
     block_kernel = torch.randn(16, 16, 3, 3).to(dtype)
+    stains = od_to_stains(od, inverse)
+    buffer = torch.empty_like(stains)
     variants = {
         "fixed": lambda: train_stem(lambda: od_to_stains(od, inverse)),
         "learnable": lambda: train_stem(lambda: sd_layer(od)),
         "conv": lambda: torch.nn.functional.conv2d(grad, block_kernel, padding=1),
+        "copy": lambda: buffer.copy_(stains),
+        "sd_layer_tanh": lambda: _tanh_in_place(buffer.copy_(stains)),
+        "torch.tanh_": lambda: torch.tanh_(buffer.copy_(stains)),
     }
-    times = interleaved_seconds(variants, repeats)
-    extra = np.asarray(times["learnable"]) - np.asarray(times["fixed"])
+    times = {
+        k: np.asarray(v) for k, v in interleaved_seconds(variants, repeats).items()
+    }
+
+    def median_ms(seconds):
+        return 1000 * float(np.median(seconds))
+
     return {
-        "extra": 1000 * float(np.median(extra)),
-        "input_gradient_conv": 1000 * float(np.median(times["conv"])),
+        "extra": median_ms(times["learnable"] - times["fixed"]),
+        "input_gradient_conv": median_ms(times["conv"]),
+        "tanh": {
+            name: median_ms(times[name] - times["copy"])
+            for name in ("sd_layer_tanh", "torch.tanh_")
+        },
     }
 
 

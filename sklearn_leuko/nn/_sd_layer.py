@@ -10,6 +10,52 @@ __all__ = ["SDLayer"]
 
 _ACTIVATIONS = ("tanh", None)
 
+# Values per chunk of _SigmoidTanh, whose four passes then run in cache: on a
+# 47 MB batch (1 MB L2 per core, 32 MB L3) 4 MB chunks took 9.6 ms, 16 MB
+# chunks 10.5 ms, the whole tensor at once 11.7 ms.
+_TANH_CHUNK = 1 << 20
+
+
+class _SigmoidTanh(torch.autograd.Function):
+    """``torch.tanh_`` computed as ``2 sigmoid(2 z) - 1``, for float32 on the CPU.
+
+    ATen's float32 ``tanh`` is slow with AVX2 kernels: 3.2 ns per value on one
+    core of an AMD EPYC against 0.95 for ``sigmoid`` (a batch of 32 350x350
+    RGB images: 19 ms against 9.5 ms for this function). With AVX-512 kernels
+    both cost about the same (Intel Xeon, 0.35 and 0.41 ns). The values are
+    within 2e-7 of ``torch.tanh`` (0 stays 0); the backward is ``tanh``'s own.
+    """
+
+    @staticmethod
+    def forward(ctx, z):
+        for chunk in _flat_view(z).split(_TANH_CHUNK):
+            chunk.mul_(2).sigmoid_().mul_(2).sub_(1)
+        ctx.mark_dirty(z)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (tanh,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad_output, tanh)
+
+
+def _flat_view(x):
+    """``x`` as a 1-D view in memory order, or None where none exists."""
+    order = sorted(range(x.ndim), key=lambda dim: x.stride(dim), reverse=True)
+    permuted = x.permute(order)
+    return permuted.view(-1) if permuted.is_contiguous() else None
+
+
+def _tanh_in_place(stains):
+    if (
+        stains.device.type == "cpu"
+        and stains.dtype == torch.float32
+        and _flat_view(stains) is not None
+    ):
+        return _SigmoidTanh.apply(stains)
+    return torch.tanh_(stains)
+
 
 def check_stain_matrix(stain_matrix):
     """Validate a 3x3 stain matrix (rows = stain OD vectors); float64 array."""
@@ -151,7 +197,7 @@ class SDLayer(nn.Module):
         # deconvolution's only x and the weight, so no second full-resolution
         # tensor is allocated or kept (47 MB for 32 350x350 images; with
         # glibc's default malloc its page faults cost about 10 ms per batch).
-        return torch.tanh_(stains)
+        return _tanh_in_place(stains)
 
     def extra_repr(self):
         return f"learnable={self.learnable}, activation={self.activation!r}"
