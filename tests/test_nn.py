@@ -11,6 +11,7 @@ from sklearn_leuko.nn import (
     BasicNetwork,
     BilinearPool,
     SDLayer,
+    _sd_layer,
     make_activation,
     od_to_stains,
 )
@@ -310,7 +311,8 @@ def test_sd_layer_gradcheck_and_second_derivatives():
         assert torch.autograd.gradgradcheck(sd_layer, (od, weight))
 
 
-def test_sigmoid_tanh_gradients_and_fallback():
+def test_sigmoid_tanh_gradients_and_fallback(monkeypatch):
+    monkeypatch.setattr(_sd_layer, "_TANH_CHUNK", 7)  # several chunks, a short last one
     torch.manual_seed(0)
     z = (4 * torch.randn(2, 3, 5, 4, dtype=torch.float64)).requires_grad_(True)
 
@@ -320,7 +322,8 @@ def test_sigmoid_tanh_gradients_and_fallback():
     torch.testing.assert_close(sigmoid_tanh(z), torch.tanh(z))
     assert torch.autograd.gradcheck(sigmoid_tanh, (z,))
     assert torch.autograd.gradgradcheck(sigmoid_tanh, (z,))
-    for tensor in (torch.randn(4, 3, 6, 8), torch.randn(4, 3, 6, 8)[:, :, ::2]):
+    channels_last = torch.randn(4, 3, 6, 8).to(memory_format=torch.channels_last)
+    for tensor in (channels_last, torch.randn(4, 3, 6, 8)[:, :, ::2]):
         expected = torch.tanh(tensor)
         out = _tanh_in_place(tensor)
         assert out.data_ptr() == tensor.data_ptr()  # in place, dense or not
