@@ -330,6 +330,20 @@ def test_sigmoid_tanh_gradients_and_fallback(monkeypatch):
         torch.testing.assert_close(out, expected, rtol=0, atol=2.4e-7)
 
 
+def test_sd_layer_tanh_without_autograd_and_under_torch_compile():
+    layer = SDLayer(rgb_from_bex)
+    od = torch.rand(2, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    expected = torch.tanh(od_to_stains(od, layer.weight.detach()))
+    with torch.no_grad():
+        torch.testing.assert_close(layer(od), expected, rtol=0, atol=2.4e-7)
+    for mode in (torch.enable_grad, torch.inference_mode):
+        with mode():
+            explanation = torch._dynamo.explain(layer)(od)
+            assert (explanation.graph_count, explanation.graph_break_count) == (1, 0)
+            compiled = torch.compile(layer)(od)
+        torch.testing.assert_close(compiled.detach(), expected, rtol=0, atol=2.4e-7)
+
+
 def test_sd_layer_float64_and_autocast_end_in_tanh():
     od = torch.rand(1, 3, 6, 6, dtype=torch.float64)
     layer = SDLayer(rgb_from_bex).double()

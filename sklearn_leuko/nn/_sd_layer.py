@@ -49,13 +49,16 @@ def _flat_view(x):
 
 
 def _tanh_in_place(stains):
+    # torch.compile: inductor generates its own tanh, and the strides of an
+    # intermediate tensor in its graph need not be those seen when tracing.
     if (
-        stains.device.type == "cpu"
-        and stains.dtype == torch.float32
-        and _flat_view(stains) is not None
+        torch.compiler.is_compiling()
+        or stains.device.type != "cpu"
+        or stains.dtype != torch.float32
+        or _flat_view(stains) is None
     ):
-        return _SigmoidTanh.apply(stains)
-    return torch.tanh_(stains)
+        return torch.tanh_(stains)
+    return _SigmoidTanh.apply(stains)
 
 
 def check_stain_matrix(stain_matrix):
