@@ -15,7 +15,6 @@ from sklearn_leuko.nn import (
     make_activation,
     od_to_stains,
 )
-from sklearn_leuko.nn._sd_layer import _SigmoidTanh, _tanh_in_place
 
 TINY_VGG = (4, 8, 8, 8, 16, 16, 16, 16)
 
@@ -317,7 +316,7 @@ def test_sigmoid_tanh_gradients_and_fallback(monkeypatch):
     z = (4 * torch.randn(2, 3, 5, 4, dtype=torch.float64)).requires_grad_(True)
 
     def sigmoid_tanh(z):
-        return _SigmoidTanh.apply(z.clone())
+        return _sd_layer._SigmoidTanh.apply(z.clone())
 
     torch.testing.assert_close(sigmoid_tanh(z), torch.tanh(z))
     assert torch.autograd.gradcheck(sigmoid_tanh, (z,))
@@ -325,7 +324,7 @@ def test_sigmoid_tanh_gradients_and_fallback(monkeypatch):
     channels_last = torch.randn(4, 3, 6, 8).to(memory_format=torch.channels_last)
     for tensor in (channels_last, torch.randn(4, 3, 6, 8)[:, :, ::2]):
         expected = torch.tanh(tensor)
-        out = _tanh_in_place(tensor)
+        out = _sd_layer._tanh_in_place(tensor)
         assert out.data_ptr() == tensor.data_ptr()  # in place, dense or not
         torch.testing.assert_close(out, expected, rtol=0, atol=2.4e-7)
 
