@@ -668,7 +668,7 @@ class LeukoNetClassifier(
 
         Returns
         -------
-        features : ndarray of float32, shape (n_samples, n_features_out_)
+        features : ndarray of float32, shape (n_samples, n_features_out)
             With ``tta`` the mean over the views.
         """
         X = self._check_predict_input(X)

@@ -318,11 +318,10 @@ def write_cnmc(
     Returns
     -------
     written : :class:`~sklearn.utils.Bunch`
-        root : pathlib.Path
-        paths : ndarray of shape (n_images,), str
-            The file of every input image, in input order.
-        folds : ndarray of shape (n_images,), int
-            Fold of every input image (-1 for the test subset).
+        ``root`` (pathlib.Path); ``paths``, ndarray of shape (n_images,), str:
+        the file of every input image, in input order; ``folds``, ndarray of
+        shape (n_images,), int: fold of every input image (-1 for the test
+        subset).
 
     Examples
     --------

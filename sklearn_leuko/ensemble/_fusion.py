@@ -478,7 +478,7 @@ class FeatureFusionClassifier(
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_)
+        features : ndarray of shape (n_samples, n_features_out)
             Base features side by side, in the order of ``estimators``; with
             ``tta`` each network's averaged over the views.
         """

@@ -77,7 +77,7 @@ class LogDCT(TransformerMixin, BaseEstimator):
     ----------
     n_channels_in_ : int
         Number of channels seen in :meth:`fit`.
-    thresholds_ : ndarray of shape (n_channels_in_,)
+    thresholds_ : ndarray of shape (n_channels_in,)
         Per-channel magnitude thresholds (on scaled coefficients). Only with
         ``threshold="fit"``.
     nonzero_fraction_ : float
@@ -190,12 +190,12 @@ class LogDCT(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_channels_in_, height, width)
+        X : array-like of shape (n_samples, n_channels_in, height, width)
             Optical density.
 
         Returns
         -------
-        Xt : ndarray of shape (n_samples, n_channels_in_, height, width), float32
+        Xt : ndarray of shape (n_samples, n_channels_in, height, width), float32
             Coefficient ``[k, l]`` is the DCT frequency (row ``k``, column ``l``);
             ``[0, 0]`` is the DC term.
         """
@@ -244,7 +244,7 @@ class LogDCT(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        names : ndarray of str objects, shape (n_channels_in_,)
+        names : ndarray of str objects, shape (n_channels_in,)
         """
         check_is_fitted(self)
         if input_features is None:

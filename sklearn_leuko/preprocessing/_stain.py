@@ -174,8 +174,7 @@ class StainDeconvolution(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    stain_matrix : {"giemsa", "hed", "identity", "macenko"} or array-like of \
-            shape (3, 3), default="giemsa"
+    stain_matrix : {"giemsa", "hed", "identity", "macenko"} or array-like of shape (3, 3), default="giemsa"
         Rows are the stain OD vectors (R, G, B), as in
         ``skimage.color.rgb_from_*``; used as given (not normalised).
         ``"giemsa"``: methylene blue, eosin and their cross product
