@@ -1,6 +1,8 @@
-"""Build LeukoNet's stages by hand: what ``make_stage`` puts together.
+"""
+Building the stages by hand
+===========================
 
-Each stage of the paper is an ordinary scikit-learn composition:
+What ``make_stage`` puts together. Each stage of the paper is an ordinary scikit-learn composition:
 
 - Stage-1: optical density (stain deconvolution) -> Basic Network;
 - Stage-2: optical density -> thresholded log-DCT -> Basic Network;
@@ -61,8 +63,12 @@ def net(**params):
     return LeukoNetClassifier(**NET, **params)
 
 
+SCORES = {}
+
+
 def report(name, estimator):
-    print(f"{name:<42} test accuracy {estimator.score(X_test, y_test):.3f}")
+    SCORES[name.strip()] = estimator.score(X_test, y_test)
+    print(f"{name:<42} test accuracy {SCORES[name.strip()]:.3f}")
 
 
 # ---------------------------------------------------------- transformer form
@@ -134,3 +140,14 @@ print(
     [(name, est[-1].preprocessing) for name, est in built.estimators],
 )
 print(f"done in {time.perf_counter() - start:.0f} s")
+
+# %%
+# Test accuracy of every composition (tiny networks, 8 epochs: the ranking
+# means nothing here; the point is that each is an ordinary estimator).
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+ax.barh(list(SCORES), list(SCORES.values()))
+ax.invert_yaxis()
+ax.set_xlim(0, 1)
+ax.set_xlabel("accuracy on held-out subjects")
