@@ -6,6 +6,10 @@
   DCT (Stage-2 input);
 - :class:`ChannelUnion`: stack transformer outputs along the channel axis
   (Stage-2C input);
+- :class:`StainNormalizer`: map any microscope's stain appearance to
+  reference cells (Reinhard, Macenko, Vahadane; uint8 RGB out);
+- :class:`CellSegmenter`: cut one white cell out of a smear crop onto black,
+  centred (the C-NMC form; uint8 RGB out);
 - :func:`make_preprocessing` builds them by name, :func:`to_torch_module`
   turns a fitted one into a torch module that runs on the network's device.
 
@@ -16,6 +20,7 @@ density ``(n, C, H, W)``) and emit float32 ``(n, C, H, W)``.
 from ._dct import LogDCT
 from ._factory import PREPROCESSING_NAMES, make_preprocessing
 from ._stain import STAIN_MATRICES, StainDeconvolution
+from ._stain_normalizer import StainNormalizer
 from ._to_module import to_learnable_module, to_torch_module
 from ._union import ChannelUnion
 
@@ -25,6 +30,7 @@ __all__ = [
     "ChannelUnion",
     "LogDCT",
     "StainDeconvolution",
+    "StainNormalizer",
     "make_preprocessing",
     "to_learnable_module",
     "to_torch_module",
