@@ -19,6 +19,7 @@ density ``(n, C, H, W)``) and emit float32 ``(n, C, H, W)``.
 
 from ._dct import LogDCT
 from ._factory import PREPROCESSING_NAMES, make_preprocessing
+from ._segmenter import CellSegmenter
 from ._stain import STAIN_MATRICES, StainDeconvolution
 from ._stain_normalizer import StainNormalizer
 from ._to_module import to_learnable_module, to_torch_module
@@ -27,6 +28,7 @@ from ._union import ChannelUnion
 __all__ = [
     "PREPROCESSING_NAMES",
     "STAIN_MATRICES",
+    "CellSegmenter",
     "ChannelUnion",
     "LogDCT",
     "StainDeconvolution",
