@@ -26,6 +26,7 @@ from ..utils import check_groups, check_net_input, check_targets, resolve_device
 from ._building import ModuleBuilderMixin
 from ._compile import CompileMixin
 from ._datapath import ImageBatchDataset
+from ._domain import DomainMixin
 from ._explain import ExplainMixin
 from ._interrupt import deferred_interrupt
 from ._params import (
@@ -48,6 +49,7 @@ class LeukoNetClassifier(
     TrainingMixin,
     ExplainMixin,
     TTAMixin,
+    DomainMixin,
     ClassNamePrefixFeaturesOutMixin,
     ClassifierMixin,
     BaseEstimator,
@@ -285,6 +287,12 @@ class LeukoNetClassifier(
         Device used for training.
     best_epoch_ : int or None
         Epoch (1-based) whose weights were kept.
+    domain_summary_ : dict
+        Summary of the training cells' penultimate features behind
+        :meth:`domain_score` and :meth:`in_domain` (the out-of-domain flag;
+        see :mod:`sklearn_leuko._classifier._domain`), learnt at the end of
+        :meth:`fit` from at most 1000 training cells, its threshold the 99th
+        percentile of at most 500 held-out (inner validation) cells.
 
     Examples
     --------

@@ -407,6 +407,7 @@ class TrainingMixin:
             parameter.grad = None
         self.net_ = net
         self.n_features_out_ = int(module.network.n_features)
+        self._fit_domain(X, y_enc, train_rows, valid_rows, validation_data)
         return self
 
     def _warn_degenerate_pooling(self, network):

@@ -2,6 +2,7 @@
 
 import csv
 import re
+import warnings
 from pathlib import Path
 
 from ._console import EXIT_OK, CLIError, one_line
@@ -53,9 +54,19 @@ def _count_resized(paths, width, height):
     return resized
 
 
+def _has_domain_summary(model):
+    from sklearn.pipeline import Pipeline
+
+    final = model[-1] if isinstance(model, Pipeline) else model
+    parts = getattr(final, "estimators_", [final])
+    nets = [p[-1] if isinstance(p, Pipeline) else p for p in parts]
+    return all(getattr(net, "domain_summary_", None) is not None for net in nets)
+
+
 def cmd_predict(args, console):
     from tqdm.auto import tqdm
 
+    from .._classifier._domain import model_domain_score
     from ..datasets import read_images
     from ..metrics import CANCER_LABEL, NORMAL_LABEL, proba_of_cancer
     from ..utils._files import atomic_write, check_writable
@@ -92,23 +103,47 @@ def cmd_predict(args, console):
         )
 
     counts = {CANCER_LABEL: 0, NORMAL_LABEL: 0}
+    # The out-of-domain flag; models saved before it existed have none.
+    outside, has_domain = 0, _has_domain_summary(model)
     # Written atomically: an error or Ctrl-C leaves no partial CSV behind.
     with atomic_write(out, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["filename", "predicted_label", "p_all"])
+        writer.writerow(["filename", "predicted_label", "p_all", "in_domain"])
         bar = tqdm(total=len(paths), disable=args.quiet, unit="image", leave=False)
         try:
             for start in range(0, len(paths), args.batch_size):
                 chunk = paths[start : start + args.batch_size]
                 images = read_images(chunk, image_size=height, center=args.center)
                 p_all = proba_of_cancer(model.predict_proba(images), classes)
-                for path, p in zip(chunk, p_all, strict=True):
+                flags = (
+                    model_domain_score(model, images) <= 1.0
+                    if has_domain
+                    else [None] * len(chunk)
+                )
+                for path, p, flag in zip(chunk, p_all, flags, strict=True):
                     label = CANCER_LABEL if p >= 0.5 else NORMAL_LABEL
                     counts[label] += 1
-                    writer.writerow([path.name, label, f"{p:.6f}"])
+                    outside += flag is not None and not flag
+                    domain = "" if flag is None else str(bool(flag)).lower()
+                    writer.writerow([path.name, label, f"{p:.6f}", domain])
                 bar.update(len(chunk))
         finally:
             bar.close()
+    if not has_domain:
+        console.info(
+            "Note: this model file has no domain summary (saved before sklearn-leuko "
+            "0.3); the in_domain column is empty. Refit the model to get it."
+        )
+    elif outside:
+        warnings.warn(
+            f"{outside} of {len(paths)} images are out of domain (in_domain=false): "
+            "they look unlike the cells the model was trained on, so their "
+            "predictions are not to be trusted. Bring them into the training cells' "
+            "form first (CellSegmenter, StainNormalizer; see the 'own microscope' "
+            "guide).",
+            UserWarning,
+            stacklevel=2,
+        )
     views = f", averaged over {args.tta} views" if (args.tta or 1) > 1 else ""
     console.out(
         f"Wrote {len(paths)} predictions ({counts[CANCER_LABEL]} all, "

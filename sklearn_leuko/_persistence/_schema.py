@@ -63,6 +63,7 @@ _STATE = {
             "n_features_out_",
             "best_epoch_",
             "preprocessing_",
+            "domain_summary_",
         },
         {
             "classes_",
@@ -380,6 +381,13 @@ def _check_leukonet(est, field, path):
         raise fail(path, f"{field}.state.n_features_out_", "must be a positive int")
     if est.best_epoch_ is not None and not _is_int(est.best_epoch_, 1):
         raise fail(path, f"{field}.state.best_epoch_", "must be null or a positive int")
+    from .._classifier._domain import check_domain_summary
+
+    problem = check_domain_summary(
+        getattr(est, "domain_summary_", None), est.n_features_out_, len(est.classes_)
+    )
+    if problem is not None:
+        raise fail(path, f"{field}.state.domain_summary_", problem)
     _check_preprocessing_matches(est, field, path)
 
 

@@ -541,6 +541,45 @@ class FeatureFusionClassifier(
         check_is_fitted(self)
         return self.final_estimator_.decision_function(self.transform(X))
 
+    def domain_score(self, X):
+        """How unlike the training cells each input is: the worst network's score.
+
+        Each fitted network keeps a summary of its training cells'
+        penultimate features (:meth:`LeukoNetClassifier.domain_score
+        <sklearn_leuko.LeukoNetClassifier.domain_score>`); the fusion's score
+        is their maximum, so an input is in domain only if every network
+        finds it so.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Above 1: out of domain.
+        """
+        from .._classifier._domain import model_domain_score
+
+        check_is_fitted(self)
+        with tta_override(self.estimators_, self.tta):
+            scores = [model_domain_score(est, X) for est in self.estimators_]
+        return np.max(scores, axis=0)
+
+    def in_domain(self, X):
+        """Whether each input looks like the training cells to every network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        in_domain : ndarray of bool, shape (n_samples,)
+            ``domain_score(X) <= 1``.
+        """
+        return self.domain_score(X) <= 1.0
+
     def get_feature_names_out(self, input_features=None):
         """Names of the fused features, ``"<estimator name>_<index>"``.
 

@@ -1,0 +1,260 @@
+"""Out-of-domain flag: how unlike the training cells an input is.
+
+A model trained on C-NMC answers "all" or "hem" for any image, a neutrophil
+from another laboratory included, and with full confidence. The summary
+kept here lets every fitted classifier say so: a class-conditional Gaussian
+of the network's penultimate features with one shared covariance (the
+Mahalanobis detector of Lee et al. 2018), in the leading principal
+subspace of the training features, plus an isotropic Gaussian of what is
+left outside it (probabilistic PCA, Tipping and Bishop 1999), so that a
+feature direction never seen in training counts too. The score is
+normalised by its 99th percentile on held-out training cells: an input
+with a score above 1 is out of domain.
+"""
+
+import numpy as np
+from sklearn.covariance import ledoit_wolf
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = [
+    "DomainMixin",
+    "check_domain_summary",
+    "domain_scores",
+    "fit_domain_summary",
+    "model_domain_score",
+]
+
+#: Cells whose features build the summary / set the threshold (bounds the
+#: extra forward passes of ``fit``).
+MAX_SUMMARY_CELLS = 1000
+MAX_THRESHOLD_CELLS = 500
+#: Dimension of the principal subspace.
+N_COMPONENTS = 32
+#: Percentile of the held-out training cells' scores that is the threshold.
+QUANTILE = 99.0
+
+
+def _raw_scores(summary, features):
+    features = np.asarray(features, dtype=np.float64)
+    centred = features - summary["mean"]
+    components = summary["components"].astype(np.float64)
+    z = centred @ components.T
+    residual = np.einsum("ij,ij->i", centred, centred) - np.einsum("ij,ij->i", z, z)
+    diff = z[:, None, :] - summary["class_means"][None]
+    maha = np.einsum("ncj,jk,nck->nc", diff, summary["precision"], diff).min(axis=1)
+    return maha + np.clip(residual, 0, None) / summary["residual_variance"]
+
+
+def fit_domain_summary(features, y_enc, held_out):
+    """The summary of training features and its threshold.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_cells, n_features)
+        Penultimate features of (a subsample of) the training cells.
+    y_enc : ndarray of shape (n_cells,)
+        Their encoded labels.
+    held_out : ndarray of shape (n_held_out, n_features)
+        Features of cells not in ``features`` (ideally not trained on).
+
+    Returns
+    -------
+    summary : dict
+        ``mean``, ``components``, ``class_means``, ``precision``,
+        ``residual_variance``, ``threshold`` (floats and float arrays).
+    """
+    features = np.asarray(features, dtype=np.float64)
+    held_out = np.asarray(held_out, dtype=np.float64)
+    n, dim = features.shape
+    classes = np.unique(y_enc)
+    mean = features.mean(axis=0)
+    centred = features - mean
+    # A subspace well inside what n cells can estimate.
+    k = max(1, min(N_COMPONENTS, (n - len(classes)) // 3, dim))
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    components = vt[:k]
+    z = centred @ components.T
+    class_means = np.stack([z[y_enc == c].mean(axis=0) for c in classes])
+    within = z - class_means[np.searchsorted(classes, y_enc)]
+    covariance, _ = ledoit_wolf(within, assume_centered=True)
+    precision = np.linalg.pinv(covariance)
+    # The variance outside the subspace from the held-out cells: with fewer
+    # cells than features the training cells have none there.
+    held = held_out - mean
+    outside = (held**2).sum(axis=1) - ((held @ components.T) ** 2).sum(axis=1)
+    scale = max(float((singular**2).sum() / n), 1e-12)
+    residual = max(float(np.mean(np.clip(outside, 0, None))), 1e-6 * scale)
+    summary = {
+        "mean": mean.astype(np.float32),
+        "components": components.astype(np.float32),
+        "class_means": class_means,
+        "precision": precision,
+        # scaled so that the held-out cells' outside part counts as k dims
+        "residual_variance": residual / k,
+        "threshold": 1.0,
+    }
+    summary["threshold"] = float(
+        max(np.percentile(_raw_scores(summary, held_out), QUANTILE), 1e-12)
+    )
+    return summary
+
+
+def domain_scores(summary, features):
+    """Normalised out-of-domain scores: above 1 is out of domain.
+
+    Parameters
+    ----------
+    summary : dict
+        From :func:`fit_domain_summary`.
+    features : ndarray of shape (n_cells, n_features)
+
+    Returns
+    -------
+    scores : ndarray of shape (n_cells,), float64
+    """
+    return _raw_scores(summary, features) / summary["threshold"]
+
+
+_SUMMARY_KEYS = (
+    "mean",
+    "components",
+    "class_means",
+    "precision",
+    "residual_variance",
+    "threshold",
+)
+
+
+def check_domain_summary(summary, n_features, n_classes):
+    """What is wrong with a stored ``domain_summary_``, or None.
+
+    Used when a model file is read: the shapes must agree with each other
+    and with the network, and the numbers be finite (positive variances).
+    """
+    if summary is None:
+        return None
+    if not isinstance(summary, dict) or set(summary) != set(_SUMMARY_KEYS):
+        return f"must be a dict with the keys {list(_SUMMARY_KEYS)}"
+    mean, comp = summary["mean"], summary["components"]
+    means, precision = summary["class_means"], summary["precision"]
+    if not all(isinstance(a, np.ndarray) for a in (mean, comp, means, precision)):
+        return "mean, components, class_means and precision must be arrays"
+    k = comp.shape[0] if comp.ndim == 2 else -1
+    if (
+        mean.shape != (n_features,)
+        or comp.shape != (k, n_features)
+        or means.shape != (n_classes, k)
+        or precision.shape != (k, k)
+    ):
+        return (
+            f"shapes mean {mean.shape}, components {comp.shape}, class_means "
+            f"{means.shape}, precision {precision.shape} do not fit {n_features} "
+            f"features and {n_classes} classes"
+        )
+    scalars = (summary["residual_variance"], summary["threshold"])
+    if not all(isinstance(v, float) and np.isfinite(v) and v > 0 for v in scalars):
+        return "residual_variance and threshold must be positive finite floats"
+    return None
+
+
+def _sample(rows, limit, rng):
+    rows = np.asarray(rows)
+    if len(rows) <= limit:
+        return rows
+    return np.sort(rng.choice(rows, limit, replace=False))
+
+
+class DomainMixin:
+    """``domain_score`` / ``in_domain`` for :class:`LeukoNetClassifier`."""
+
+    def _fit_domain(self, X, y_enc, train_rows, valid_rows, validation_data):
+        """Learn ``domain_summary_`` once the network is trained.
+
+        The threshold comes from held-out cells: the inner validation cells,
+        else ``validation_data``, else a fifth of the training cells kept
+        out of the summary (those were trained on, so the threshold is then
+        lower and more inputs are flagged).
+        """
+        rng = np.random.RandomState(0)
+        train_rows = np.asarray(train_rows)
+        if valid_rows is not None and len(valid_rows) >= 2:
+            held = self._chunked_features(
+                X, _sample(valid_rows, MAX_THRESHOLD_CELLS, rng)
+            )
+        elif validation_data is not None and len(validation_data[0]) >= 2:
+            X_val = validation_data[0]
+            rows = _sample(np.arange(len(X_val)), MAX_THRESHOLD_CELLS, rng)
+            held = self._chunked_features(X_val, rows)
+        else:
+            shuffled = rng.permutation(train_rows)
+            cut = max(1, len(shuffled) // 5)
+            held = self._chunked_features(X, np.sort(shuffled[:cut]))
+            train_rows = np.sort(shuffled[cut:])
+        rows = _sample(train_rows, MAX_SUMMARY_CELLS, rng)
+        self.domain_summary_ = fit_domain_summary(
+            self._chunked_features(X, rows), y_enc[rows], held
+        )
+
+    def _chunked_features(self, X, rows, chunk=256):
+        # A few hundred images gathered at a time, not a copy of them all.
+        return np.concatenate(
+            [self.transform(X[rows[i : i + chunk]]) for i in range(0, len(rows), chunk)]
+        )
+
+    def domain_score(self, X):
+        """How unlike the training cells each input is (Lee et al. 2018).
+
+        A class-conditional Mahalanobis distance of the penultimate
+        features (see :mod:`sklearn_leuko._classifier._domain`), divided by
+        its 99th percentile on held-out training cells.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, H, W, 3) or (n_samples, C, H, W)
+            Input of the same kind and sample shape as in :meth:`fit`.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Above 1: out of domain (about 1% of held-out training cells are).
+        """
+        check_is_fitted(self)
+        if getattr(self, "domain_summary_", None) is None:
+            raise ValueError(
+                "this model was saved without a domain summary (sklearn-leuko "
+                "before 0.3); refit it to get domain_score and in_domain."
+            )
+        return domain_scores(self.domain_summary_, self.transform(X))
+
+    def in_domain(self, X):
+        """Whether each input looks like the training cells.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, H, W, 3) or (n_samples, C, H, W)
+
+        Returns
+        -------
+        in_domain : ndarray of bool, shape (n_samples,)
+            ``domain_score(X) <= 1``.
+        """
+        return self.domain_score(X) <= 1.0
+
+
+def model_domain_score(model, X):
+    """``domain_score`` of a fitted classifier, Pipeline or fusion.
+
+    A :class:`~sklearn.pipeline.Pipeline` transforms ``X`` with its first
+    steps and asks its last one.
+    """
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline):
+        head = model[:-1].transform(X) if len(model.steps) > 1 else X
+        return model_domain_score(model[-1], head)
+    if not hasattr(model, "domain_score"):
+        raise TypeError(
+            f"{type(model).__name__} has no domain summary: use a LeukoNetClassifier, "
+            "a FeatureFusionClassifier or a Pipeline ending in one."
+        )
+    return model.domain_score(X)
