@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..utils._validation import check_positive_int
+from ._ptelu_kernel import ptelu
 
 __all__ = ["ACTIVATIONS", "PTELU", "make_activation"]
 
@@ -41,6 +42,11 @@ class PTELU(nn.Module):
     ``beta.clamp(min=0)``; the stored parameters are left untouched, so a
     parameter pushed below zero by the optimiser acts as 0 (and then receives
     no gradient through the clamp) until it is moved back.
+
+    Forward and backward each run as one fused elementwise kernel that keeps
+    only the input for the backward (compiled once per process by
+    ``torch.compile``, plain torch operations where no compiler works; see
+    ``sklearn_leuko/nn/_ptelu_kernel.py``): about the cost of a ReLU.
 
     Parameters
     ----------
@@ -92,20 +98,22 @@ class PTELU(nn.Module):
                     f"has {x.shape[1]} channels (axis 1, shape {tuple(x.shape)}); "
                     "build it with num_parameters equal to the channel count or 1."
                 )
-            shape = [1] * x.ndim
-            shape[1] = self.num_parameters
-            return param.view(shape)
-        if self.num_parameters > 1:
+        elif self.num_parameters > 1:
             raise ValueError(
                 f"PTELU with num_parameters={self.num_parameters} needs an input "
                 f"with a channel axis (ndim >= 2), got shape {tuple(x.shape)}."
             )
-        return param
+        # As many axes as x (size 1 but the channels'): what the fused
+        # kernel's per-channel reductions expect.
+        shape = [1] * x.ndim
+        if x.ndim >= 2:
+            shape[1] = self.num_parameters
+        return param.reshape(shape)
 
     def forward(self, x):
         alpha = self._per_channel(self.alpha.clamp(min=0), x)
         beta = self._per_channel(self.beta.clamp(min=0), x)
-        return torch.where(x >= 0, x, alpha * torch.tanh(beta * x))
+        return ptelu(x, alpha, beta)
 
     def extra_repr(self):
         return f"num_parameters={self.num_parameters}"
