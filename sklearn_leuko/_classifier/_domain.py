@@ -143,7 +143,9 @@ def check_domain_summary(summary, n_features, n_classes):
     if (
         mean.shape != (n_features,)
         or comp.shape != (k, n_features)
-        or means.shape != (n_classes, k)
+        or means.ndim != 2
+        or not 1 <= means.shape[0] <= n_classes
+        or means.shape[1] != k
         or precision.shape != (k, k)
     ):
         return (
