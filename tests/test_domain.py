@@ -1,5 +1,6 @@
 """Out-of-domain flag: domain_score / in_domain on every fitted classifier."""
 
+import re
 import warnings
 
 import numpy as np
@@ -139,3 +140,26 @@ def test_cli_predict_writes_in_domain_and_warns(fitted, cells, tmp_path, capsys)
     expected = fitted.in_domain(np.concatenate([cells.images[:3], _noise(2)]))
     assert flags == [str(f).lower() for f in expected]
     assert flags[3:] == ["false", "false"]
+
+
+def test_html_report_shows_the_out_of_domain_share(tmp_path):
+    from sklearn_leuko.evaluation import run_protocol
+    from sklearn_leuko.report import to_html
+
+    data = make_cells(n_subjects=12, cells_per_subject=4, image_size=65, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_protocol(
+            data.images,
+            data.target,
+            data.groups,
+            stages=["1"],
+            n_splits=2,
+            test_subjects=4,
+            net_params={"max_epochs": 1, "widths": (4,) * 6},
+            progress=False,
+        )
+        text = to_html(result, tmp_path / "r.html", data.images).read_text()
+    match = re.search(r"Out-of-domain cells</h2><p>(\d+) of (\d+) cells", text)
+    assert match is not None
+    assert int(match[2]) == (result.predictions["Stage-1"]["split"] == "test").sum()

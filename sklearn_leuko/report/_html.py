@@ -233,6 +233,36 @@ def _gallery_section(result, X, filenames, n_gallery, size):
     return head + "<div class='gallery'>" + "".join(h for _, h in items) + "</div>"
 
 
+def _domain_section(result, X):
+    """Share of the best stage's test (or validation) cells out of domain."""
+    from .._classifier._domain import model_domain_score
+
+    label = result.best_stage
+    cells = result.predictions[label]
+    split = "test" if len(result.test_index) else "val"
+    part = cells[cells["split"] == split]
+    flagged, total = 0, 0
+    for fold, group in part.groupby("fold", sort=False):
+        model = result.estimators[label][int(fold)]
+        try:
+            scores = model_domain_score(model, X[group["index"].to_numpy()])
+        except (TypeError, ValueError, AttributeError):
+            return ""  # models without a domain summary
+        flagged += int((scores > 1).sum())
+        total += len(scores)
+    if not total:
+        return ""
+    where = "test subjects" if split == "test" else "validation folds"
+    return (
+        f"<h2>Out-of-domain cells</h2><p>{flagged} of {total} cells "
+        f"({100 * flagged / total:.1f}%) of the {where} are out of domain for "
+        f"{html.escape(label)}: their penultimate features lie beyond the 99th "
+        "percentile of held-out training cells (class-conditional Mahalanobis, "
+        "<code>domain_score</code> above 1). Expect about 1% for cells like the "
+        "training cells; far more means the images differ from them.</p>"
+    )
+
+
 def _figures_section(result, tables):
     from ._plots import plot_fold_metrics, plot_history
     from ._score_plots import plot_calibration, plot_roc_curves
@@ -347,6 +377,7 @@ def to_html(
         "<p class='note'>A subject is called leukemic when the mean P(all) of its "
         "cells is at least 0.5.</p>",
         _table(tables.subject_table),
+        _domain_section(result, np.asarray(X)),
         _figures_section(result, tables),
         _gallery_section(result, np.asarray(X), filenames, n_gallery, gallery_size),
     ]
