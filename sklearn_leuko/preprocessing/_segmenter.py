@@ -30,13 +30,14 @@ def _check_one(image, index):
 
 
 def _purple(rgb):
-    """Stain channel of white cells: blue minus green (nuclei and cytoplasm).
+    """Stain channel of white cells: ``(B - G) + (B - R) / 2``.
 
     Giemsa-type stains make nuclei purple and white-cell cytoplasm bluish
-    or lilac (B > G), red cells pink and the background light (B ~ G or
-    B < G), whatever the brightness of the microscope.
+    or lilac (B above G and R), red cells pink (R above B) and the
+    background light (B about G), whatever the brightness of the microscope.
     """
-    return rgb[..., 2].astype(np.float32) - rgb[..., 1].astype(np.float32)
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    return (b - g) + 0.5 * (b - r)
 
 
 def segment_cell(image, *, min_area=0.003, grow=0.6):
@@ -61,7 +62,11 @@ def segment_cell(image, *, min_area=0.003, grow=0.6):
     s = ndimage.gaussian_filter(_purple(image), sigma=max(1.0, size / 300))
     if float(s.max() - s.min()) < 10:
         return np.zeros((height, width), bool), "no_cell"
-    high = threshold_otsu(s)
+    # Otsu's threshold, but at least halfway from the typical pixel to the
+    # most stained ones: with a small nucleus (platelets, a small
+    # lymphocyte) Otsu alone splits red cells from background instead.
+    median = float(np.median(s))
+    high = max(threshold_otsu(s), 0.5 * (median + float(np.percentile(s, 99.9))))
     nucleus = ndimage.binary_opening(s > high, iterations=2)
     labels, n = ndimage.label(nucleus)
     if n == 0:
@@ -75,10 +80,14 @@ def segment_cell(image, *, min_area=0.003, grow=0.6):
         return np.zeros((height, width), bool), "no_cell"
     chosen = index[big][np.argmin(distance[big])]
     centre = centres[chosen - 1]
-    # Lobes of one nucleus (neutrophils) lie close together; a second large
-    # nucleus far away is a second white cell.
+    # Lobes of one nucleus (neutrophils) lie close together or share the
+    # cytoplasm; a second large nucleus elsewhere is a second white cell.
+    low = 0.5 * (high + median)
+    stained, _ = ndimage.label(s > low)
+    home = np.bincount(stained[labels == chosen]).argmax()
+    shared = ndimage.maximum(stained == home, labels, index).astype(bool)
     gap = np.hypot(*(centres - centre).T) / size
-    same = big & (gap < 0.18)
+    same = big & ((gap < 0.18) | (shared & (home > 0)))
     far_big = (
         big & ~same & (areas >= max(0.5 * areas[chosen - 1], 0.01 * height * width))
     )
@@ -86,7 +95,6 @@ def segment_cell(image, *, min_area=0.003, grow=0.6):
     radius = np.sqrt(nucleus.sum() / np.pi)
     # Cytoplasm: purple above the background's level, connected to the
     # nucleus, within reach of it.
-    low = 0.5 * (high + float(np.median(s)))
     reach = ndimage.distance_transform_edt(~nucleus) <= grow * radius + 2
     cell = ndimage.binary_propagation(nucleus, mask=(s > low) & reach) | nucleus
     cell = ndimage.binary_closing(cell, iterations=3)
@@ -139,10 +147,13 @@ class CellSegmenter(TransformerMixin, BaseEstimator):
     cytoplasm) on black. This transformer brings a crop into that form with
     the classical method of the literature:
 
-    1. a stain channel, blue minus green (high on nuclei and white-cell
-       cytoplasm, low on red cells and background), smoothed;
-    2. Otsu's threshold of it gives nuclei; the large nucleus nearest the
-       centre is kept, with the nearby lobes of a segmented nucleus;
+    1. a stain channel, ``(B - G) + (B - R) / 2`` (high on purple nuclei
+       and bluish or lilac white-cell cytoplasm, low on pink red cells and
+       the light background), smoothed;
+    2. Otsu's threshold of it (at least halfway from the median to the
+       99.9th percentile, so that a small nucleus is not lost to red cells)
+       gives nuclei; the large nucleus nearest the centre is kept, with the
+       lobes of a segmented nucleus (near it, or sharing its cytoplasm);
     3. the cell grows from the nucleus into connected pixels above a lower
        threshold (the cytoplasm), at most ``grow`` nucleus radii away;
        holes are filled and the component holding the nucleus kept;
