@@ -95,10 +95,11 @@ def predict_all(forward, X, *, batch_size):
     return time.perf_counter() - start
 
 
-def plain_torch(od, y, *, device, batch_size, epochs, bf16, seed=0):
+def plain_torch(od, y, *, device, batch_size, epochs, bf16, seed=0, activation="relu"):
     """The honest baseline. ``od``: float32 ``(n, 3, H, W)``."""
     torch.manual_seed(seed)
-    model = BasicNetwork(in_channels=3).to(device, memory_format=torch.channels_last)
+    model = BasicNetwork(in_channels=3, activation=activation)
+    model = model.to(device, memory_format=torch.channels_last)
     # NHWC storage: a batch permuted to NCHW is a channels-last tensor, no copy.
     X = torch.from_numpy(np.ascontiguousarray(od.transpose(0, 2, 3, 1))).to(device)
     Y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
@@ -214,8 +215,13 @@ def library(
     augment="off",
     preprocessing="od",
     seed=0,
+    **params,
 ):
-    """LeukoNetClassifier on raw uint8 images; returns (train_s, predict_s, clf)."""
+    """LeukoNetClassifier on raw uint8 images; returns (train_s, predict_s, clf).
+
+    ``params``: more LeukoNetClassifier parameters (``stain_layer``,
+    ``activation``, ``tta``...).
+    """
     clf = LeukoNetClassifier(
         preprocessing=preprocessing,
         max_epochs=epochs,
@@ -227,6 +233,7 @@ def library(
         device=device,
         verbose=0,
         random_state=seed,
+        **params,
     )
     start = time.perf_counter()
     clf.fit(images, labels)

@@ -305,3 +305,15 @@ def test_cached_dct_matrix_made_in_inference_mode_still_supports_autograd():
     x = torch.rand(2, 19, 19, requires_grad=True)
     dct2(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"i0": 240.0, "offset": 1.0, "log_base": math.e}]
+)
+def test_rgb_to_od_uint8_table_equals_float_path(kwargs):
+    rgb = torch.arange(256, dtype=torch.uint8).repeat(2, 3, 4, 1)
+    rgb = rgb.permute(0, 1, 3, 2).contiguous(memory_format=torch.channels_last)
+    od = rgb_to_od(rgb, **kwargs)
+    assert od.dtype == torch.float32 and od.shape == rgb.shape
+    assert od.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(od, rgb_to_od(rgb.float(), **kwargs))

@@ -94,27 +94,58 @@ class _PTELUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, alpha, beta):
         ctx.save_for_backward(x, alpha, beta)
-        return _run("forward", _forward, x, alpha, beta)
+        # Detached: one compiled kernel whether or not x requires grad.
+        return _run("forward", _forward, x.detach(), alpha.detach(), beta.detach())
 
     @staticmethod
     def backward(ctx, grad):
         x, alpha, beta = ctx.saved_tensors
-        if (
-            x.ndim == 4
-            and x.is_contiguous(memory_format=torch.channels_last)
-            and not grad.is_contiguous(memory_format=torch.channels_last)
-        ):  # the input's gradient in the input's layout, as for a ReLU
-            grad = grad.contiguous(memory_format=torch.channels_last)
+        grad = grad.contiguous()  # e.g. the expanded gradient of a sum
         return _run("backward", _backward, grad, x, alpha, beta)
+
+
+def _canonical(x, alpha, beta):
+    """Contiguous 2-D or 3-D views, so that one compiled kernel fits every layout.
+
+    An elementwise op does not care about the layout: a channels-last batch
+    is ``(N * H * W, C)``, any other ``(N, C, rest)``; the kernel then sees
+    two shapes of contiguous tensors, whatever the network's memory format
+    and feature-map sizes (no recompilation per stride pattern). Returns
+    the views and a function that gives the output the shape of ``x``.
+    """
+    if x.ndim == 4 and not x.is_contiguous():
+        if x.is_contiguous(memory_format=torch.channels_last):
+            n, c, h, w = x.shape
+            x2 = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+            return (
+                x2,
+                alpha.reshape(1, -1),
+                beta.reshape(1, -1),
+                lambda y: y.view(n, h, w, c).permute(0, 3, 1, 2),
+            )
+    shape = x.shape
+    n = shape[0] if x.ndim >= 2 else 1
+    c = shape[1] if x.ndim >= 2 else 1
+    x3 = x.reshape(n, c, -1)
+    return (
+        x3,
+        alpha.reshape(1, -1, 1),
+        beta.reshape(1, -1, 1),
+        lambda y: y.view(shape),
+    )
 
 
 def ptelu(x, alpha, beta):
     """P-TELU of ``x`` with ``alpha``, ``beta`` already shaped to broadcast.
 
-    ``alpha`` and ``beta`` must have ``x.ndim`` dimensions (size 1 or the
-    size of ``x`` on each), and be non-negative (the caller clamps them).
+    ``alpha`` and ``beta`` must have ``x.ndim`` dimensions, of size 1 except
+    on axis 1 (the channels), and be non-negative (the caller clamps them).
     The result has the dtype and memory format of ``x``.
     """
-    if torch.compiler.is_compiling() and not torch.is_grad_enabled():
-        return _forward(x, alpha, beta)
-    return _PTELUFunction.apply(x, alpha, beta)
+    if torch.compiler.is_compiling():
+        # Plain torch code inside a graph: the outer compiler fuses it.
+        if not torch.is_grad_enabled():
+            return _forward(x, alpha, beta)
+        return _PTELUFunction.apply(x, alpha, beta)
+    x_view, alpha_view, beta_view, restore = _canonical(x, alpha, beta)
+    return restore(_PTELUFunction.apply(x_view, alpha_view, beta_view))
