@@ -69,8 +69,9 @@ def rgb_to_od(rgb, *, i0=255.0, offset=0.0, log_base=10.0, zero_as_background=Tr
     Parameters
     ----------
     rgb : torch.Tensor of shape (n, 3, H, W)
-        RGB values in [0, 255]. Integer tensors are converted to float32;
-        float tensors keep their dtype.
+        RGB values in [0, 255]. Integer tensors are converted to float32
+        (uint8 through a 256-entry table of the same values); float tensors
+        keep their dtype.
     i0 : float, default=255.0
         Incident light intensity :math:`I_0` (torchstain uses 240).
     offset : float, default=0.0
@@ -95,6 +96,13 @@ def rgb_to_od(rgb, *, i0=255.0, offset=0.0, log_base=10.0, zero_as_background=Tr
             f"log_base must be a positive number other than 1, got {log_base!r}; "
             "use 10 (SD-Layer) or math.e (natural OD)."
         )
+    if rgb.dtype == torch.uint8:
+        # 256 possible values: one table lookup instead of six passes over
+        # the batch, the same float32 values as the float path below.
+        table = _od_table(i0, offset, log_base, zero_as_background, rgb.device)
+        nhwc = rgb.permute(0, 2, 3, 1)  # contiguous for a channels-last batch
+        od = torch.nn.functional.embedding(nhwc.int(), table).squeeze(-1)
+        return od.permute(0, 3, 1, 2)
     if not torch.is_floating_point(rgb):
         rgb = rgb.to(torch.float32)
     factor = -1.0 / math.log(log_base)
@@ -108,6 +116,21 @@ def rgb_to_od(rgb, *, i0=255.0, offset=0.0, log_base=10.0, zero_as_background=Tr
     if zero_as_background:
         od.masked_fill_(rgb < 0.5, 0.0)
     return od
+
+
+@functools.lru_cache(maxsize=32)
+def _od_table(i0, offset, log_base, zero_as_background, device):
+    """``rgb_to_od`` of the 256 uint8 values, float32 ``(256, 1)``."""
+    with torch.inference_mode(False):  # not an inference tensor: autograd may use it
+        values = torch.arange(256, dtype=torch.float32).view(1, 1, 1, 256)
+        od = rgb_to_od(
+            values,
+            i0=i0,
+            offset=offset,
+            log_base=log_base,
+            zero_as_background=zero_as_background,
+        )
+        return od.reshape(256, 1).to(device)
 
 
 def od_to_stains(od, inverse_stain_matrix):

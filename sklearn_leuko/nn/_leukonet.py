@@ -62,11 +62,15 @@ class LeukoNetModule(nn.Module):
 
     def _network_input(self, X, augment_mask=None):
         x = X
+        augmenting = self.training and self.augmenter is not None
         if self.rgb_input:
-            x = x.permute(0, 3, 1, 2).float()
+            x = x.permute(0, 3, 1, 2)
+            # The stain fronts read uint8 through a table (rgb_to_od).
+            if augmenting or not getattr(self.preprocess, "reads_uint8", False):
+                x = x.float()
         elif x.dtype != torch.float32:
             x = x.float()
-        if self.training and self.augmenter is not None:
+        if augmenting:
             x = self.augmenter(x, augment_mask)
         if self.preprocess is not None:
             x = self.preprocess(x)

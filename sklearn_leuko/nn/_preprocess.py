@@ -40,6 +40,9 @@ class StainDeconvolutionModule(nn.Module):
         See :func:`~sklearn_leuko.nn.rgb_to_od`.
     """
 
+    #: ``forward`` takes uint8 RGB as well as float (see ``rgb_to_od``).
+    reads_uint8 = True
+
     def __init__(
         self,
         stain_matrix,
@@ -178,6 +181,9 @@ class LearnableStainInput(nn.Module):
         Output the SD-Layer channels (before the log-DCT ones when ``dct`` is
         set). ``False`` with ``dct``: only the log-DCT channels (Stage-2).
     """
+
+    #: ``forward`` takes uint8 RGB as well as float (see ``rgb_to_od``).
+    reads_uint8 = True
 
     def __init__(
         self,
