@@ -40,24 +40,45 @@ def _reduce_dims(x, param):
     return [d for d in range(x.ndim) if param.shape[d] == 1]
 
 
+def _tanh_of_negative(u):
+    """``tanh(u)`` and ``1 - tanh(u)**2`` for ``u <= 0``, from one ``expm1``.
+
+    ``tanh(u) = e / (e + 2)`` with ``e = expm1(2u)`` in ``(-1, 0]``: accurate
+    near 0 (``expm1``) and in saturation (``1 - t**2 = 4 (e + 1) / (e + 2)**2``
+    has no cancellation), and 2-3x cheaper than ``tanh`` in the compiled
+    kernels on x86 CPUs.
+    """
+    e = torch.expm1(2 * u)
+    d = e + 2
+    return e / d, 4 * (e + 1) / (d * d)
+
+
 def _forward(x, alpha, beta):
     # Computed in the parameters' precision (float32 under bf16 autocast),
-    # returned in the input's, as ReLU and PReLU do.
-    neg = alpha * torch.tanh(beta * x)
-    return torch.where(x >= 0, x, neg.to(x.dtype))
+    # returned in the input's, as ReLU and PReLU do. The clamp keeps expm1
+    # finite on the positive side, which the where discards.
+    t, _ = _tanh_of_negative(beta * torch.clamp(x, max=0).to(alpha.dtype))
+    return torch.where(x >= 0, x, (alpha * t).to(x.dtype))
 
 
 def _backward(grad, x, alpha, beta):
     x_neg = torch.clamp(x, max=0).to(alpha.dtype)
-    t = torch.tanh(beta * x_neg)
-    sech2 = 1 - t * t
+    t, sech2 = _tanh_of_negative(beta * x_neg)
     g = grad.to(alpha.dtype)
     grad_x = torch.where(x >= 0, g, g * (alpha * beta) * sech2).to(x.dtype)
     dims = _reduce_dims(x, alpha)
     # On x >= 0, t and x_neg are 0, so these sums see the negative side only.
-    grad_alpha = (g * t).sum(dims, keepdim=True)
-    grad_beta = (g * x_neg * sech2).sum(dims, keepdim=True) * alpha
+    grad_alpha = _sum(g * t, dims)
+    grad_beta = _sum(g * x_neg * sech2, dims) * alpha
     return grad_x, grad_alpha, grad_beta
+
+
+def _sum(values, dims):
+    # One axis at a time, the last first: the first sum runs in parallel over
+    # the batch (and the channels), not over 16 channels in one thread.
+    for dim in reversed(dims):
+        values = values.sum(dim, keepdim=True)
+    return values
 
 
 def _kernel(name, fn):
@@ -108,7 +129,7 @@ def _canonical(x, alpha, beta):
     """Contiguous 2-D or 3-D views, so that one compiled kernel fits every layout.
 
     An elementwise op does not care about the layout: a channels-last batch
-    is ``(N * H * W, C)``, any other ``(N, C, rest)``; the kernel then sees
+    is ``(N, H * W, C)``, any other ``(N, C, rest)``; the kernel then sees
     two shapes of contiguous tensors, whatever the network's memory format
     and feature-map sizes (no recompilation per stride pattern). Returns
     the views and a function that gives the output the shape of ``x``.
@@ -116,11 +137,11 @@ def _canonical(x, alpha, beta):
     if x.ndim == 4 and not x.is_contiguous():
         if x.is_contiguous(memory_format=torch.channels_last):
             n, c, h, w = x.shape
-            x2 = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+            x3 = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
             return (
-                x2,
-                alpha.reshape(1, -1),
-                beta.reshape(1, -1),
+                x3,
+                alpha.reshape(1, 1, -1),
+                beta.reshape(1, 1, -1),
                 lambda y: y.view(n, h, w, c).permute(0, 3, 1, 2),
             )
     shape = x.shape
