@@ -23,7 +23,10 @@ keeps what it measured):
     the device, and streamed from pinned host memory) vs the plain PyTorch
     loop on the same model and the same device-resident data
     (``_loops.py``: channels-last, same precision) vs plain skorch; also
-    Stage-1 with ``augment="all"`` and Stage-2C, for (e);
+    Stage-1 with ``augment="all"`` and Stage-2C, for (e); and the costs of
+    issue 35: the fixed front (``stain_layer="fixed"``) vs the plain loop,
+    P-TELU vs ReLU (in the plain loop and with the fixed front; which
+    P-TELU kernel ran, compiled or eager), the SD-Layer vs the fixed front;
 (d) ``memory``: peak GPU memory of the Stage-1 fit of (c), and what it means
     for the 13,739 cells of C-NMC (5.05 GB of uint8 images);
 (e) ``projection``: the time of one epoch over C-NMC's ~10,661 training
@@ -343,6 +346,17 @@ def check_throughput(device, quick):
     variants[f"Stage-2C {best_precision}"] = lambda: library(
         images, labels, bf16=bf16, preprocessing="od+log_dct", **common
     )[:2]
+    # The fronts and activations of issue 35, in the best precision.
+    variants[f"plain torch {best_precision} P-TELU"] = lambda: plain_torch(
+        od, y, bf16=bf16, activation="ptelu", **common
+    )
+    for name, params in (
+        ("fixed front", {}),
+        ("fixed front P-TELU", {"activation": "ptelu"}),
+    ):
+        variants[f"Stage-1 {best_precision} {name}"] = lambda params=params: library(
+            images, labels, bf16=bf16, stain_layer="fixed", **params, **common
+        )[:2]
     variants["plain skorch fp32"] = lambda: plain_skorch(od, y, **common)
     rows = {}
     peak = None
@@ -371,6 +385,21 @@ def check_throughput(device, quick):
                     row["predict_cells_per_s"] / base["predict_cells_per_s"]
                 )
     main = rows[f"Stage-1 {best_precision}"]
+    fixed = rows[f"Stage-1 {best_precision} fixed front"]
+    ptelu_plain = rows[f"plain torch {best_precision} P-TELU"]
+    ptelu_fixed = rows[f"Stage-1 {best_precision} fixed front P-TELU"]
+    plain = rows[f"plain torch {best_precision}"]
+    # Time ratios (higher = slower): P-TELU vs ReLU, SD-Layer vs fixed front.
+    step_ratios = {
+        "ptelu_vs_relu_plain": plain["train_cells_per_s"]
+        / ptelu_plain["train_cells_per_s"],
+        "ptelu_vs_relu_fixed_front": fixed["train_cells_per_s"]
+        / ptelu_fixed["train_cells_per_s"],
+        "sd_layer_vs_fixed_front": fixed["train_cells_per_s"]
+        / main["train_cells_per_s"],
+    }
+    from sklearn_leuko.nn import _ptelu_kernel
+
     result = {
         "image_size": size,
         "cells": n,
@@ -379,6 +408,8 @@ def check_throughput(device, quick):
         "repeats": repeats,
         "precision": best_precision,
         "variants": rows,
+        "step_ratios": step_ratios,
+        "ptelu_kernel": _ptelu_kernel.KERNEL,
     }
     if not quick:
         result["compile_predict"] = _compiled_prediction(
@@ -392,7 +423,12 @@ def check_throughput(device, quick):
         f"{main['train_cells_per_s'] / rows['plain skorch fp32']['train_cells_per_s']:.2f}x "
         f"plain skorch), predict {main['predict_cells_per_s']:.0f} cells/s "
         f"({main['predict_vs_same_module']:.2f}x, "
-        f"{main['predict_vs_plain_torch']:.2f}x)"
+        f"{main['predict_vs_plain_torch']:.2f}x); fixed front "
+        f"{fixed['train_vs_plain_torch']:.2f}x the plain loop; P-TELU step "
+        f"{step_ratios['ptelu_vs_relu_plain']:.2f}x ReLU (plain loop), "
+        f"{step_ratios['ptelu_vs_relu_fixed_front']:.2f}x (fixed front, "
+        f"{_ptelu_kernel.KERNEL} kernel); SD-Layer "
+        f"{step_ratios['sd_layer_vs_fixed_front']:.2f}x the fixed front"
     )
     compiled = result.get("compile_predict", {})
     if "cells_per_s" in compiled.get("compiled", {}) and "cells_per_s" in compiled.get(

@@ -62,6 +62,20 @@ def test_gpu_check_runs_quick_on_cpu(tmp_path):
         "plain skorch fp32",
     } <= set(variants)
     assert variants["Stage-1 fp32"]["train_vs_same_module"] > 0
+    best = report["throughput"]["precision"]  # bf16 where native
+    assert {
+        f"plain torch {best} P-TELU",
+        f"Stage-1 {best} fixed front",
+        f"Stage-1 {best} fixed front P-TELU",
+    } <= set(variants)
+    ratios = report["throughput"]["step_ratios"]
+    assert set(ratios) == {
+        "ptelu_vs_relu_plain",
+        "ptelu_vs_relu_fixed_front",
+        "sd_layer_vs_fixed_front",
+    }
+    assert all(value > 0 for value in ratios.values())
+    assert report["throughput"]["ptelu_kernel"] in ("compiled", "eager")
     assert (
         report["projection"]["stage3c_protocol_s"]
         > report["projection"]["cnmc_epoch_s"]
@@ -107,3 +121,38 @@ def test_tta_effect_runs_tiny_on_cpu(tmp_path):
     assert results["summary"]["1"]["time_factor_vs_tta1"]["mean"] == 1.0
     assert results["summary"]["8"]["cells_per_s"]["mean"] > 0
     assert "load_average_1_5_15_min" in results and "machine" in results
+
+
+def test_cost_table_runs_quick_on_cpu(tmp_path):
+    out = tmp_path / "cost_table.json"
+    proc = _run(
+        [
+            str(ROOT / "benchmarks" / "cost_table.py"),
+            *("--quick", "--precision", "fp32", "--threads", "1", "--out", str(out)),
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["machine"]["cpu"] and "cpu_vector_extensions" in report["machine"]
+    (table,) = report["tables"].values()
+    variants = table["variants"]
+    assert set(variants) == {
+        "plain loop",
+        "plain loop PReLU",
+        "plain loop P-TELU",
+        "fixed front",
+        "SD-Layer front",
+        "fixed front PReLU",
+        "fixed front P-TELU",
+        "fixed front augment=all",
+        "fixed front TTA 8",
+    }
+    assert variants["plain loop"]["train_vs_plain"] == 1.0
+    assert variants["plain loop"]["fit_cells_per_s"] is None
+    assert all(row["train_cells_per_s"] > 0 for row in variants.values())
+    assert all(row["predict_cells_per_s"] > 0 for row in variants.values())
+    assert variants["fixed front"]["fit_vs_plain"] > 0
+    assert all(value > 0 for value in table["step_ratios"].values())
+    assert "## 32x32 px, fp32" in proc.stdout and "P-TELU / ReLU" in proc.stdout
