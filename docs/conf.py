@@ -64,6 +64,12 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()
 add_module_names = False
+# Public modules that are another name for a private one (``nn.functional`` is
+# ``nn._functional``): their page links to the functions' pages in the package
+# instead of documenting them twice.
+autosummary_context = {
+    "alias_modules": {"sklearn_leuko.nn.functional": "sklearn_leuko.nn"}
+}
 
 # -- cross-links, offline ----------------------------------------------------
 # No network at build time: each inventory is a local file, written from the
@@ -139,5 +145,29 @@ def _fill_guide_toctree(app, docname, source):
     source[0] = source[0].replace("OPTIONAL_GUIDE_PAGES", "\n".join(present))
 
 
+def _check_api_pages(app, exception):
+    # every public name needs a page; a missing one is a warning (-W: an error)
+    if exception is not None or app.builder.name not in ("html", "dummy"):
+        return
+    import sys
+
+    from sphinx.util import logging
+
+    sys.path.insert(0, str(DOCS))
+    from api_coverage import missing_pages
+
+    for name in missing_pages(DOCS / "api" / "generated"):
+        logging.getLogger(__name__).warning(
+            "public name %s has no page in the API reference (docs/api.rst)", name
+        )
+
+
+def _reread_guide(app, env, added, changed, removed):
+    # its toctree depends on which optional pages exist: read it on every build
+    return ["user-guide"]
+
+
 def setup(app):
     app.connect("source-read", _fill_guide_toctree)
+    app.connect("env-get-outdated", _reread_guide)
+    app.connect("build-finished", _check_api_pages)

@@ -28,7 +28,7 @@ math). Use it at C-NMC scale (10,000+ cells of 350x350: about 3.7 GB as uint8,
 17 GB as float32 with 3 channels) and whenever augmentation is on. That is the
 form ``make_stage`` builds.
 
-Runs in about 40 s on 2 CPU cores (small synthetic cells, tiny networks).
+Runs in about 10 s on 2 quiet CPU cores (small synthetic cells, tiny networks).
 """
 
 import time
