@@ -554,3 +554,21 @@ def test_center_is_validated(training_root):
         load_cnmc(training_root, image_size=24, center="middle")
     with pytest.raises(TypeError, match=r"single path"):
         read_images(str(_first_bmp(training_root)))
+
+
+def test_lower_case_h_subject_is_healthy(training_root):
+    # The real fold_2 spells one healthy subject "h3": UID_h3_1_1_hem.bmp.
+    hem = _first_bmp(training_root, "hem")
+    lower = hem.with_name("UID_h999_1_1_hem.bmp")
+    hem.rename(lower)
+    data = load_cnmc(training_root, lazy=True)
+    row = data.filenames.tolist().index(lower.name)
+    assert data.groups[row] == "H999"
+    assert data.target[row] == "hem"
+
+
+def test_lower_and_upper_case_h_are_one_subject(training_root):
+    hem = _first_bmp(training_root, "hem")
+    shutil.copy(hem, hem.with_name("UID_" + hem.name[4:].replace("H", "h", 1)))
+    with pytest.raises(ValueError, match="listed twice"):
+        load_cnmc(training_root, lazy=True)

@@ -2,10 +2,13 @@
 
 - :func:`make_cells`: synthetic single-cell images with subject-level effects;
 - :func:`load_cnmc`, :func:`read_images`: read the C-NMC 2019 folder layout;
-- :func:`write_cnmc`: write images into that layout (BMP files).
+- :func:`write_cnmc`: write images into that layout (BMP files);
+- :func:`load_images`: your own images from a ``path,label,subject`` CSV,
+  class folders or a C-NMC tree, cropped and resized to one geometry.
 """
 
 from ._cnmc import load_cnmc, read_images, write_cnmc
+from ._load_images import load_images
 from ._synthetic import make_cells
 
-__all__ = ["load_cnmc", "make_cells", "read_images", "write_cnmc"]
+__all__ = ["load_cnmc", "load_images", "make_cells", "read_images", "write_cnmc"]

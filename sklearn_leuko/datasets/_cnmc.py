@@ -75,10 +75,16 @@ def load_cnmc(
     the reason, or (for files that are not images) it warns with a count.
     The rules:
 
-    - file names follow ``UID_<subject>_<image>_<cell>_<all|hem>.bmp`` (the
-      suffix in any case, ``.BMP`` included); subjects with an ``H`` prefix
-      are healthy (``hem`` only), plain numbers are ALL patients (``all``
-      only); a name in the wrong class folder is refused;
+    - file names follow ``UID_<subject>_<image>_<cell>_<all|hem>.bmp``;
+      subjects with an ``H`` prefix are healthy (``hem`` only), plain
+      numbers are ALL patients (``all`` only); a name in the wrong class
+      folder is refused. Accepted variants of the real release: the suffix
+      in any case (``.BMP``), and a lower-case ``h`` prefix, as in the real
+      ``fold_2/hem/UID_h3_1_1_hem.bmp``: that subject is ``"H3"`` in
+      ``groups`` (``filenames`` keep the name as written), and ``UID_h3_...``
+      and ``UID_H3_...`` are one subject. The same rules apply to the
+      ``Patient_ID`` column of the preliminary test CSV. The label token is
+      lower case (``all``/``hem``) as in every C-NMC file;
     - a subject lies in one fold (the preliminary test counts as one); the
       same cell (subject, image, cell) listed twice, a subject written two
       ways (``03`` and ``3``) and two folders of one fold (``fold_1`` and

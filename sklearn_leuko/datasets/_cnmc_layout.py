@@ -15,7 +15,9 @@ from ..utils._validation import LABEL_CODES
 
 _NAME_PATTERN = r"UID_(H?\d+)_(\d+)_(\d+)_(all|hem)\.bmp"
 # The suffix's case does not matter ("UID_2_1_1_all.BMP" is a C-NMC name).
-_NAME_RE = re.compile(r"UID_(H?\d+)_(\d+)_(\d+)_(all|hem)\.(?i:bmp)")
+# The real release also spells one healthy subject with a lower-case "h"
+# (fold_2 holds "UID_h3_1_1_hem.bmp"): that subject is "H3".
+_NAME_RE = re.compile(r"UID_([Hh]?\d+)_(\d+)_(\d+)_(all|hem)\.(?i:bmp)")
 _FOLD_RE = re.compile(r"fold_(\d+)", re.IGNORECASE)
 _FOLDISH_RE = re.compile(r"fold\W*\d", re.IGNORECASE)
 _NUMBERED_RE = re.compile(r"(\d+)\.bmp", re.IGNORECASE)
@@ -56,6 +58,7 @@ def _parse_name(name, where):
             "'UID_H10_43_1_hem.bmp'; rename it or move it out of the data folder."
         )
     subject, image, cell, label = match.groups()
+    subject = subject.upper()  # "h3" (as in the real fold_2) is subject "H3"
     expected = _class_of(subject)
     if label != expected:
         kind = "a healthy subject" if expected == "hem" else "an ALL patient"
