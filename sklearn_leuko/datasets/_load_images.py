@@ -269,6 +269,7 @@ def load_images(
     -------
     data : :class:`~sklearn.utils.Bunch`
         images : ndarray of shape (n_images, image_size, image_size, 3), uint8
+            RGB images, in the order of the rows.
         target : ndarray of shape (n_images,), str
             The labels as written (``"all"``/``"hem"`` for C-NMC).
         groups : ndarray of shape (n_images,), str
