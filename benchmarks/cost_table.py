@@ -199,6 +199,47 @@ def print_table(title, table, ratios):
         print(f"  {label:<34}{_fmt(value, '.3f')}")
 
 
+def markdown(report):
+    """The tables of a results JSON as Markdown (for docs/performance.md)."""
+
+    def cell(value, fmt):
+        return "-" if value is None else format(value, fmt)
+
+    m = report["machine"]
+    out = [
+        f"Machine: {m['cpu']}, {m['torch_threads']} torch threads, vector extensions "
+        f"{', '.join(m.get('cpu_vector_extensions', [])) or '-'}"
+        + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+        + f"; torch {m['torch']}; {report['date']}; load average "
+        f"{m['load_average'][0]:.1f} at the start, {m['load_average_end'][0]:.1f} at "
+        f"the end. Command: `{report['command']}`.",
+    ]
+    for title, table in report["tables"].items():
+        out += [
+            "",
+            f"**{title}** (cells/s, median of {report['args']['repeats']} rounds)",
+            "",
+            "| variant | train | fit | predict | train vs plain | fit vs plain "
+            "| predict vs plain |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, row in table["variants"].items():
+            out.append(
+                f"| {name} | {cell(row['train_cells_per_s'], '.0f')} "
+                f"| {cell(row['fit_cells_per_s'], '.0f')} "
+                f"| {cell(row['predict_cells_per_s'], '.0f')} "
+                f"| {cell(row['train_vs_plain'], '.2f')} "
+                f"| {cell(row['fit_vs_plain'], '.2f')} "
+                f"| {cell(row['predict_vs_plain'], '.2f')} |"
+            )
+        ratios = "; ".join(
+            f"{label} {cell(value, '.2f')}x"
+            for label, value in table["step_ratios"].items()
+        )
+        out += ["", f"Training step time ratios: {ratios}."]
+    return "\n".join(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="128,350", help="comma-separated pixels")
@@ -213,7 +254,13 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="tiny: a smoke test")
     parser.add_argument("--out", default=None, help="JSON path (default: results/)")
+    parser.add_argument(
+        "--markdown", default=None, help="print the tables of this results JSON, exit"
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return None
     if args.quick:
         args.sizes, args.n, args.batch_size = "32", "16", 8
         args.epochs, args.repeats = 1, 1

@@ -156,3 +156,11 @@ def test_cost_table_runs_quick_on_cpu(tmp_path):
     assert variants["fixed front"]["fit_vs_plain"] > 0
     assert all(value > 0 for value in table["step_ratios"].values())
     assert "## 32x32 px, fp32" in proc.stdout and "P-TELU / ReLU" in proc.stdout
+    md = _run(
+        [str(ROOT / "benchmarks" / "cost_table.py"), "--markdown", str(out)],
+        tmp_path,
+        timeout=120,
+    )
+    assert md.returncode == 0, md.stderr[-3000:]
+    assert "| fixed front P-TELU |" in md.stdout
+    assert report["machine"]["cpu"] in md.stdout
