@@ -11,7 +11,7 @@
 - ``_callbacks``: best-epoch restore, resumable checkpoints, early stop;
 - ``_interrupt``: Ctrl-C deferred to the next batch boundary;
 - ``_versioning``: pickles that remember the library version;
-- ``_tta``: test-time augmentation of the outputs (``tta``).
+- ``_tta_outputs``: test-time augmentation of the outputs (``tta``).
 """
 
 from ._estimator import CellLevelSplitWarning, InnerSplitWarning, LeukoNetClassifier

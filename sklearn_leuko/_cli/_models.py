@@ -34,7 +34,7 @@ def input_shape(model):
 def set_tta(model, n_views):
     """Test-time augmentation with ``n_views`` views for every network of a
     fitted stage, and for a fusion itself (its ``tta`` overrides theirs)."""
-    from .._classifier._tta import check_tta
+    from .._classifier._tta_outputs import check_tta
 
     for name, net in fitted_networks(model):
         try:

@@ -22,7 +22,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._classifier import CellLevelSplitWarning
-from .._classifier._tta import tta_override
+from .._classifier._tta_outputs import tta_override
 from .._classifier._versioning import VersionedPickleMixin
 from ..utils import check_groups, check_targets
 from ..utils._groups import fit_with_groups

@@ -46,7 +46,7 @@ from ._preprocess import (
 )
 from ._sd_layer import SDLayer
 from ._strided_conv import StridedConv2d
-from ._tta import (
+from ._dihedral import (
     DIHEDRAL_VIEWS,
     dihedral_view,
     inverse_dihedral_view,
