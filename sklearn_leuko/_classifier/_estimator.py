@@ -5,7 +5,7 @@ parameters (the paper's network, augmentation, training, device, checkpoint
 and inference settings) in one class, as scikit-learn estimators do. What it
 does with them lives in the sibling modules: ``_building`` (modules and net),
 ``_training`` (inner split, data placement, checkpoints), ``_explain``
-(Grad-CAM), ``_tta`` (test-time augmentation), ``_compile`` (compiled
+(Grad-CAM), ``_tta_outputs`` (test-time augmentation), ``_compile`` (compiled
 inference), ``_params``, ``_net``, ``_datapath``, ``_callbacks``,
 ``_interrupt``.
 """
@@ -36,7 +36,7 @@ from ._params import (
     is_pass_through_param,
 )
 from ._training import CellLevelSplitWarning, InnerSplitWarning, TrainingMixin
-from ._tta import TTAMixin, check_tta
+from ._tta_outputs import TTAMixin, check_tta
 from ._versioning import VersionedPickleMixin
 
 __all__ = ["CellLevelSplitWarning", "InnerSplitWarning", "LeukoNetClassifier"]
