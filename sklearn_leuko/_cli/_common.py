@@ -27,25 +27,45 @@ def load_data(args, console):
             random_state=args.seed,
         )
         source = (
-            f"synthetic cells (make_cells, subject_variability="
-            f"{args.subject_variability:g}, seed {args.seed})"
+            f"synthetic cells (make_cells, n_subjects={args.n_subjects}, "
+            f"cells_per_subject={args.cells_per_subject}, image_size={size}, "
+            f"subject_variability={args.subject_variability:g}, seed {args.seed})"
         )
     else:
-        from ..datasets import load_cnmc
+        from ..datasets import load_images
 
         root = check_data_path(args)
-        console.info(f"Reading C-NMC images under {root} ...")
-        data = load_cnmc(root, image_size=args.image_size, center=args.center)
-        source = f"C-NMC images from {root}"
+        console.info(f"Reading images from {root} ...")
+        try:
+            data = load_images(
+                root,
+                image_size=args.image_size,
+                crop_size=args.crop_size,
+                center=args.center,
+                no_subject=args.no_subject,
+            )
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        source = data.source
     groups = data.groups.astype(str)
     target = data.target.astype(str)
-    n_all = len(set(groups[target == "all"]))
-    n_hem = len(set(groups[target == "hem"]))
+    per_class = ", ".join(
+        f"{label}: {int((target == label).sum())} cells from "
+        f"{len(set(groups[target == label]))} subjects"
+        for label in sorted(set(target.tolist()))
+    )
+    geometry = dict(data.geometry)
     console.info(
         f"Data: {source}: {len(target)} cells of {data.images.shape[1]}x"
-        f"{data.images.shape[2]} px from {n_all + n_hem} subjects ({n_all} leukemic, "
-        f"{n_hem} healthy)."
+        f"{data.images.shape[2]} px from {len(set(groups))} subjects ({per_class}); "
+        f"geometry: {geometry['crop_size']} px cut from a {geometry['source_size']} "
+        f"px canvas, resized to {geometry['image_size']} px."
     )
+    args.data_description = {
+        "source": source,
+        "per_class": per_class,
+        "geometry": geometry,
+    }
     return data.images, target, groups, np.asarray(data.filenames).astype(str)
 
 
@@ -54,9 +74,7 @@ def check_data_path(args):
         return None
     root = Path(args.data)
     if not root.exists():
-        raise CLIError(f"--data {args.data}: no such folder.")
-    if not root.is_dir():
-        raise CLIError(f"--data {args.data}: not a folder; pass the C-NMC data folder.")
+        raise CLIError(f"--data {args.data}: no such folder or CSV file.")
     return root
 
 

@@ -69,10 +69,29 @@ def cmd_cv(args, console):
     tables = protocol_tables(result)
     console.out(format_protocol_report(result, tables))
     written = write_protocol_outputs(result, output, X, y, filenames, tables)
+    data_lines = _data_lines(args.data_description)
+    console.out("Data: " + "; ".join(data_lines))
+    table2_md = output / "table2.md"
+    if table2_md.exists():
+        table2_md.write_text(
+            "## Data\n\n"
+            + "".join(f"- {line}\n" for line in data_lines)
+            + "\n"
+            + table2_md.read_text()
+        )
     if args.html:
+        import html
+
         from ..report import to_html
 
         path = to_html(result, output / "report.html", X, filenames=filenames)
+        section = (
+            "<h2>Data</h2><ul>"
+            + "".join(f"<li>{html.escape(line)}</li>" for line in data_lines)
+            + "</ul>"
+        )
+        text = path.read_text()
+        path.write_text(text.replace("<h2>Run</h2>", section + "<h2>Run</h2>", 1))
         written.append((path, "everything above in one self-contained HTML file"))
     console.out(
         f"Best stage on the validation folds: {result.best_stage}. Finished in "
@@ -82,3 +101,14 @@ def cmd_cv(args, console):
     for path, what in written:
         console.out(f"  {path.name:<22} {what}")
     return EXIT_OK
+
+
+def _data_lines(description):
+    """What the run was on: source, cells and subjects per class, geometry."""
+    geometry = description["geometry"]
+    return [
+        f"source: {description['source']}",
+        f"cells per class: {description['per_class']}",
+        f"geometry: {geometry['crop_size']} px cut from a "
+        f"{geometry['source_size']} px canvas, resized to {geometry['image_size']} px",
+    ]

@@ -114,19 +114,35 @@ def _add_data(parser):
     group.add_argument(
         "--data",
         metavar="PATH",
-        help="folder of the C-NMC 2019 training data (holding fold_0, fold_1, "
-        "fold_2, or up to three levels above them); subject IDs and labels are "
-        "read from the file names",
+        help="your images: a CSV with path,label,subject columns (paths relative "
+        "to the CSV), a folder of one sub-folder per class, or the C-NMC 2019 "
+        "training data (holding fold_0, fold_1, fold_2, or up to three levels "
+        "above them; subjects and labels from the file names)",
+    )
+    group.add_argument(
+        "--crop-size",
+        type=_positive_int,
+        metavar="PX",
+        help="--data: cut a square of this side around each cell's centroid at "
+        "native scale before resizing (350 of 450 as in the paper; default: "
+        "the whole image)",
+    )
+    group.add_argument(
+        "--no-subject",
+        choices=("error", "per_image"),
+        default="error",
+        help="--data: images without a subject are an error, or each is its own "
+        "subject (per_image; only honest when no two share a patient) "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--image-size",
         type=_positive_int,
         metavar="PX",
         help="image side in pixels. Synthetic data: the generated size "
-        f"(default {SYNTHETIC_DEFAULTS['image_size']}). --data: crop or pad every "
-        "image to this size around its cell's centroid (see --center; e.g. 350 as in "
-        "the paper; default: the images' own size, which must then be the same for "
-        "all)",
+        f"(default {SYNTHETIC_DEFAULTS['image_size']}). --data: resize every "
+        "image (after --crop-size) to this size (default: the images' own size, "
+        "which must then be the same for all)",
     )
     _add_center(group)
     group.add_argument(
@@ -414,8 +430,10 @@ def build_parser():
         description="Classify every image (.bmp, .png, .jpg, .tif) of a folder "
         "with a model saved by 'train' and write one CSV row per image: "
         "filename, predicted label ('all' or 'hem'), probability of 'all'. "
-        "Images of another size than the model's input are cropped or padded "
-        "with black to it around their cell's centroid (a note says how many).",
+        "Images are brought to the model's training geometry: the same share "
+        "of the canvas is cut around the cell's centroid (the whole image for a "
+        "model trained on whole cells, e.g. the synthetic default) and resized "
+        "to the model's input (a note says how many were resized).",
     )
     group = predict.add_argument_group("prediction")
     _add_center(group)

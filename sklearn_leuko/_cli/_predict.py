@@ -92,14 +92,30 @@ def cmd_predict(args, console):
             f"the model's classes are {classes}; expected {CANCER_LABEL!r} and "
             f"{NORMAL_LABEL!r}."
         )
+    from ..datasets import fit_to_geometry, model_geometry
+
+    geometry = model_geometry(model)
+    if geometry is None:
+        # Saved before the model kept its geometry: whole images resized.
+        geometry = {"source_size": height, "crop_size": height, "image_size": height}
+        console.info(
+            "Note: this model file records no training geometry (saved before "
+            "sklearn-leuko 0.4); every image is resized whole to the model's input."
+        )
     resized = _count_resized(paths, width, height)
     if resized:
+        share = geometry["crop_size"] / geometry["source_size"]
+        cut = (
+            "the whole image"
+            if share == 1
+            else f"{100 * share:.0f}% of its side around "
+            + ("the cell's centroid" if args.center == "centroid" else "the centre")
+        )
         console.info(
             f"Note: {resized} of {len(paths)} images "
-            f"{'is' if resized == 1 else 'are'} not {width}x{height} px; "
-            f"{'it is' if resized == 1 else 'they are'} cropped or padded with black "
-            f"to {width}x{height} px, the model's input size, around "
-            + ("the cell's centroid." if args.center == "centroid" else "the centre.")
+            f"{'is' if resized == 1 else 'are'} not {width}x{height} px; as in "
+            f"training ({geometry['crop_size']} of {geometry['source_size']} px, "
+            f"resized to {height} px), {cut} is resized to {width}x{height} px."
         )
 
     counts = {CANCER_LABEL: 0, NORMAL_LABEL: 0}
@@ -113,7 +129,9 @@ def cmd_predict(args, console):
         try:
             for start in range(0, len(paths), args.batch_size):
                 chunk = paths[start : start + args.batch_size]
-                images = read_images(chunk, image_size=height, center=args.center)
+                images = fit_to_geometry(
+                    [read_images([p])[0] for p in chunk], geometry, center=args.center
+                )
                 p_all = proba_of_cancer(model.predict_proba(images), classes)
                 flags = (
                     model_domain_score(model, images) <= 1.0

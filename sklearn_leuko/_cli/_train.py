@@ -62,6 +62,9 @@ def cmd_train(args, console):
                 "cell; no held-out accuracy (no inner validation split held both "
                 "classes: use more subjects of each class)."
             )
+    from ..datasets import record_geometry
+
+    record_geometry(model, args.data_description["geometry"])
     save_model(model, model_path)
     height, width = input_shape(model)[:2]
     console.out(

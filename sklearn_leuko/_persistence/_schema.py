@@ -64,6 +64,7 @@ _STATE = {
             "best_epoch_",
             "preprocessing_",
             "domain_summary_",
+            "geometry_",
         },
         {
             "classes_",
