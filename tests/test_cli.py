@@ -4,6 +4,7 @@ import csv
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,14 +166,15 @@ def test_train_on_cnmc_folder_then_predict_round_trip(tmp_path, image_folder):
     assert proc.returncode == 0, proc.stderr
     assert model.stat().st_size > 0
     assert "Saved Stage-1 model" in proc.stdout
-    assert "C-NMC images" in proc.stderr and "32 cells of 24x24" in proc.stderr
+    assert "C-NMC tree" in proc.stderr and "32 cells of 24x24" in proc.stderr
 
     out = tmp_path / "pred" / "predictions.csv"
     proc = run_cli(
         "predict", "--model", str(model), "--images", str(folder), "--out", str(out)
     )
     assert proc.returncode == 0, proc.stderr
-    assert "1 of 7 images" in proc.stderr  # the 30 px image was cropped to 24 px
+    # the 30 px image is resized whole to 24 px (the model's training geometry)
+    assert "1 of 7 images" in proc.stderr and "whole image is resized" in proc.stderr
     # nothing is skipped silently: the readme is named, and joblib's risk said
     assert "1 entry" in proc.stderr and "readme.txt" in proc.stderr
     assert "joblib file (a pickle)" in proc.stderr
@@ -202,7 +204,7 @@ def test_predict_tta_averages_every_network_over_the_views(
     tmp_path, image_folder, capsys, stage, suffix, set_expected
 ):
     from sklearn_leuko import make_stage, save_model
-    from sklearn_leuko.datasets import make_cells, read_images
+    from sklearn_leuko.datasets import fit_to_geometry, make_cells, read_images
     from sklearn_leuko.metrics import proba_of_cancer
 
     folder, names = image_folder
@@ -221,7 +223,8 @@ def test_predict_tta_averages_every_network_over_the_views(
     ).fit(cells.images, cells.target)
     path = tmp_path / f"model{suffix}"
     save_model(model, path)
-    images = read_images([folder / name for name in names], image_size=24)
+    whole = {"source_size": 24, "crop_size": 24, "image_size": 24}
+    images = fit_to_geometry([read_images([folder / name])[0] for name in names], whole)
 
     plain, averaged = tmp_path / "plain.csv", tmp_path / "tta.csv"
     argv = ["predict", "--model", str(path), "--images", str(folder), "--quiet"]
@@ -451,3 +454,74 @@ def test_cv_epoch_selection_reaches_the_protocol(choice, monkeypatch, capsys):
 def test_cv_epoch_selection_refuses_other_values(capsys):
     assert main(["cv", "--epoch-selection", "test"]) == 2
     assert "--epoch-selection" in capsys.readouterr().err
+
+
+REAL_CNMC = Path(__file__).resolve().parents[1].parent / "shared/data/real/cnmc2019"
+needs_real = pytest.mark.skipif(
+    not REAL_CNMC.is_dir(),
+    reason=f"real cells not found at {REAL_CNMC} (a fresh clone has none)",
+)
+
+
+@needs_real
+def test_cv_on_real_labels_csv(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(
+        "cv",
+        "--data",
+        str(REAL_CNMC / "labels.csv"),
+        "--image-size",
+        "48",
+        "--stages",
+        "1",
+        *TINY_NETS,
+        "--output",
+        str(out),
+        "--html",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "69 cells of 48x48" in proc.stderr
+    text = (out / "table2.md").read_text()
+    assert "## Data" in text and "labels.csv" in text
+    assert "all: 34 cells from 15 subjects, hem: 35 cells from 14 subjects" in text
+    assert "450 px cut from a 450 px canvas, resized to 48 px" in text
+    assert "<h2>Data</h2>" in (out / "report.html").read_text()
+    assert "Data: source: CSV" in proc.stdout
+
+
+@needs_real
+def test_synthetic_model_sees_real_450px_cells_whole(tmp_path):
+    from sklearn_leuko import load_model
+    from sklearn_leuko.datasets import fit_to_geometry, model_geometry, read_images
+
+    model = tmp_path / "m.safetensors"
+    proc = run_cli(
+        "train", "--stage", "1", *TINY_DATA, *TINY_NETS, "--model", str(model)
+    )
+    assert proc.returncode == 0, proc.stderr
+    fitted = load_model(model)
+    geometry = model_geometry(fitted)
+    assert geometry == {"source_size": 450, "crop_size": 450, "image_size": 24}
+    paths = sorted((REAL_CNMC / "images").glob("*.png"))[:5]
+    raw = read_images(paths)
+    seen = fit_to_geometry(list(raw), geometry)
+    # the whole cell, scaled down: its share of the frame is kept (not a
+    # window of nucleus that fills the frame)
+    share_raw = raw.any(axis=-1).mean(axis=(1, 2))
+    share_seen = (seen.max(axis=-1) > 10).mean(axis=(1, 2))
+    np.testing.assert_allclose(share_seen, share_raw, atol=0.08)
+    assert share_seen.max() < 0.5
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in paths:
+        (folder / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "p.csv"
+    proc = run_cli(
+        "predict", "--model", str(model), "--images", str(folder), "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "whole image is resized to 24x24" in proc.stderr
+    expected = fitted.predict_proba(seen)
+    classes = [str(c) for c in fitted.classes_]
+    p_all = _predicted_p_all(out)
+    np.testing.assert_allclose(p_all, expected[:, classes.index("all")], atol=1e-5)
