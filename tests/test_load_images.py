@@ -1,6 +1,7 @@
 """load_images (CSV, class folders, C-NMC tree) and load_cnmc on the real cells."""
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,44 @@ def test_real_cnmc_tree_with_lower_case_h(tmp_path):
     tree = load_images(tmp_path, image_size=72)
     assert tree.geometry["source_size"] == 450
     assert sorted(set(tree.groups)) == ["11", "2", "H10", "H3"]
+
+
+@pytest.mark.parametrize("suffix", [".joblib", ".safetensors"])
+def test_geometry_is_kept_in_both_model_formats(tmp_path, suffix):
+    from sklearn_leuko import load_model, make_stage, save_model
+    from sklearn_leuko.datasets import make_cells, model_geometry, record_geometry
+
+    cells = make_cells(n_subjects=4, cells_per_subject=2, image_size=24, random_state=0)
+    model = make_stage(
+        "1",
+        widths=(4, 4, 4, 4, 4, 4),
+        max_epochs=1,
+        validation_fraction=None,
+        verbose=0,
+        random_state=0,
+    )
+    with pytest.warns(UserWarning):  # 24 px: bilinear pooling degenerates
+        model.fit(cells.images, cells.target)
+    assert model_geometry(model) is None
+    with pytest.raises(ValueError, match="disagrees with the network's input"):
+        record_geometry(model, {"source_size": 450, "crop_size": 450, "image_size": 72})
+    record_geometry(model, cells.geometry)
+    path = tmp_path / f"model{suffix}"
+    save_model(model, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert model_geometry(load_model(path)) == cells.geometry
+
+
+def test_fit_to_geometry_crop_share_and_resize():
+    from sklearn_leuko.datasets import fit_to_geometry
+
+    paper = {"source_size": 450, "crop_size": 350, "image_size": 70}
+    big = np.zeros((90, 90, 3), np.uint8)
+    big[40:50, 40:50] = 200
+    out = fit_to_geometry([big], paper)  # 70 of 90 px cut, resized to 70
+    assert out.shape == (1, 70, 70, 3) and (out[0] > 0).sum() // 3 == 100
+    whole = fit_to_geometry([big], {**paper, "crop_size": 450})
+    assert (whole[0] > 0).sum() // 3 < 100  # 90 -> 70 px: the square shrinks
+    with pytest.raises(ValueError, match="geometry must be a dict"):
+        fit_to_geometry([big], {"image_size": 70})
