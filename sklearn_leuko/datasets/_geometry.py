@@ -112,6 +112,16 @@ def fit_to_geometry(images, geometry, *, center="centroid"):
     Returns
     -------
     images : ndarray of shape (n_images, image_size, image_size, 3), uint8
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_leuko.datasets import fit_to_geometry
+    >>> cell = np.zeros((450, 450, 3), np.uint8)
+    >>> cell[175:275, 175:275] = (70, 30, 80)
+    >>> whole = {"source_size": 450, "crop_size": 450, "image_size": 72}
+    >>> fit_to_geometry([cell], whole).shape
+    (1, 72, 72, 3)
     """
     from ._load_images import _resize
 
