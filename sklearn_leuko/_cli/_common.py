@@ -54,7 +54,10 @@ def load_data(args, console):
         f"{len(set(groups[target == label]))} subjects"
         for label in sorted(set(target.tolist()))
     )
-    geometry = dict(data.geometry)
+    side = int(data.images.shape[1])
+    # make_cells gives its geometry (a 450 px cell resized); if not, whole images
+    fallback = {"source_size": side, "crop_size": side, "image_size": side}
+    geometry = dict(data.get("geometry") or fallback)
     console.info(
         f"Data: {source}: {len(target)} cells of {data.images.shape[1]}x"
         f"{data.images.shape[2]} px from {len(set(groups))} subjects ({per_class}); "
