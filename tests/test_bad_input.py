@@ -140,7 +140,7 @@ BAD_IMAGES = {
     ),
     "strings": (lambda f: _rgb(f).astype(str), {"*": (TypeError, r"dtype <U3")}),
     "float above 255": (
-        lambda f: _float_rgb(f, scale=2.0),
+        lambda f: _float_rgb(f, value=510.0),
         {
             "transformer": (ValueError, r"\[0, 510\].*\[0, 255\]"),
             "net": (ValueError, "uint8"),

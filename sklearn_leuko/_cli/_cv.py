@@ -4,6 +4,8 @@ import functools
 import time
 from pathlib import Path
 
+from ..utils._escape import escape_markdown
+from ..utils._files import write_text_atomic
 from ._common import (
     check_checkpoint_args,
     check_data_path,
@@ -73,11 +75,12 @@ def cmd_cv(args, console):
     console.out("Data: " + "; ".join(data_lines))
     table2_md = output / "table2.md"
     if table2_md.exists():
-        table2_md.write_text(
+        write_text_atomic(
+            table2_md,
             "## Data\n\n"
-            + "".join(f"- {line}\n" for line in data_lines)
+            + "".join(f"- {escape_markdown(line)}\n" for line in data_lines)
             + "\n"
-            + table2_md.read_text()
+            + table2_md.read_text(),
         )
     if args.html:
         import html
@@ -91,7 +94,9 @@ def cmd_cv(args, console):
             + "</ul>"
         )
         text = path.read_text()
-        path.write_text(text.replace("<h2>Run</h2>", section + "<h2>Run</h2>", 1))
+        write_text_atomic(
+            path, text.replace("<h2>Run</h2>", section + "<h2>Run</h2>", 1)
+        )
         written.append((path, "everything above in one self-contained HTML file"))
     console.out(
         f"Best stage on the validation folds: {result.best_stage}. Finished in "

@@ -9,9 +9,12 @@ centre by default.
 """
 
 import numbers
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ..utils._image_limits import check_image_size
 
 __all__ = ["read_images"]
 
@@ -60,7 +63,29 @@ def _decode_with_pillow(path):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # our own limit (check_image_size) is lower than Pillow's warning's
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(
+            f"Image file {path} is too large to decode ({exc}); it was not decoded. "
+            "Crop or downscale it."
+        ) from None
+    except UnidentifiedImageError:
+        return None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ValueError(
+            f"Cannot read image file {path}: {exc}. The file is corrupt or not a "
+            "BMP image; replace or remove it."
+        ) from exc
+    try:
+        check_image_size(path, *opened.size)
+    except ValueError:
+        opened.close()
+        raise
+    try:
+        with opened as img:
             img.load()
             mode = img.mode
             if mode in ("P", "PA"):
@@ -94,6 +119,17 @@ def _decode_tiff(path):
         import tifffile
     except ImportError:  # pragma: no cover - tifffile comes with scikit-image
         return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.series[0].shape if tif.series else ()
+    except Exception as exc:  # tifffile raises many types on bad files
+        raise ValueError(
+            f"Cannot read image file {path}: {exc}. The file is corrupt; replace or "
+            "remove it."
+        ) from exc
+    spatial = [n for n in shape if n not in (3, 4)] or list(shape)
+    if len(spatial) >= 2:
+        check_image_size(path, spatial[-1], spatial[-2])
     try:
         array = tifffile.imread(path)
     except Exception as exc:  # tifffile raises many types on bad files

@@ -151,7 +151,7 @@ def plot_cell_spaces(image, path, *, stain_matrix="giemsa", zoom=None, title=Non
     for row, label in enumerate(row_labels):
         axes[row, 0].set_ylabel(label, fontsize=12, fontweight="bold")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, parse_math=False)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -246,6 +246,6 @@ def plot_gradcam_overlay(
             continue
         ax.imshow(np.clip(blended[i], 0.0, 1.0), interpolation="nearest")
         if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
+            ax.set_title(str(titles[i]), fontsize=8, parse_math=False)
     fig.tight_layout()
     return _save(fig, path)

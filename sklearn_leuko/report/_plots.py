@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import confusion_matrix
 
 from ..metrics import as_cnmc_labels
+from ..utils._files import atomic_write
 
 __all__ = ["plot_confusion_matrix", "plot_fold_metrics", "plot_history"]
 
@@ -26,7 +27,9 @@ _LABEL_NAMES = {"hem": "hem (normal)", "all": "all (cancer)"}
 def _save(fig, path, dpi=120):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, dpi=dpi, bbox_inches="tight", format=fmt)
     fig.clear()
     return path
 
@@ -104,7 +107,7 @@ def plot_confusion_matrix(y_true, y_pred, path, labels=("hem", "all"), title=Non
         n = int(counts.sum())
         accuracy = np.trace(counts) / n if n else float("nan")
         title = f"Confusion matrix (accuracy {100 * accuracy:.2f}%, n = {n})"
-    ax.set_title(title)
+    ax.set_title(title, parse_math=False)
     return _save(fig, path)
 
 
@@ -209,7 +212,7 @@ def plot_fold_metrics(table2_df, path, *, title=None):
         frameon=False,
     )
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, parse_math=False)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -340,6 +343,6 @@ def plot_history(history, path, *, title=None):
     ax_loss.set_title("Loss")
     ax_score.set_title("Accuracy / scores")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, parse_math=False)
     fig.tight_layout()
     return _save(fig, path)

@@ -19,6 +19,8 @@ from ..metrics import (
     subject_predictions,
     subject_roc_auc_score,
 )
+from ..utils._escape import escape_csv_frame
+from ..utils._files import atomic_write, write_text_atomic
 from ._table import format_table2, save_table2, subject_table, table2
 
 __all__ = [
@@ -359,15 +361,15 @@ def write_protocol_outputs(result, folder, X, y, filenames, tables=None):
     written = []
     path = save_table2(tables.table2, output / "table2.csv")
     written.append((path, "Table 2 (CSV)"))
-    path = output / "table2.md"
-    path.write_text(
+    path = write_text_atomic(
+        output / "table2.md",
         "## Table 2\n\n"
         + format_table2(tables.table2, "markdown")
         + "\n\n## ROC AUC\n\n"
         + format_table2(tables.auc_table, "markdown")
         + "\n\n## Subject-level diagnosis\n\n"
         + format_table2(tables.subject_table, "markdown")
-        + "\n"
+        + "\n",
     )
     written.append((path, "Table 2 and subject-level table (Markdown)"))
 
@@ -377,7 +379,8 @@ def write_protocol_outputs(result, folder, X, y, filenames, tables=None):
     )
     subjects = subjects[["stage", *[c for c in subjects.columns if c != "stage"]]]
     path = output / "subjects.csv"
-    subjects.to_csv(path, index=False)
+    with atomic_write(path, "w", newline="") as handle:
+        escape_csv_frame(subjects).to_csv(handle, index=False)
     written.append((path, "subject-level diagnosis per stage"))
 
     cells = pd.concat(
@@ -387,7 +390,8 @@ def write_protocol_outputs(result, folder, X, y, filenames, tables=None):
     cells.insert(0, "filename", filenames[cells["index"].to_numpy()])
     cells = cells[["stage", *[c for c in cells.columns if c != "stage"]]]
     path = output / "predictions.csv"
-    cells.to_csv(path, index=False)
+    with atomic_write(path, "w", newline="") as handle:
+        escape_csv_frame(cells).to_csv(handle, index=False)
     written.append((path, "cell predictions (validation folds and test)"))
 
     best = result.best_stage

@@ -98,7 +98,10 @@ def plot_roc_curves(curves, path, *, title=None):
     ax.set_ylabel("True positive rate (all called all)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title if title is not None else "ROC curves ('all' positive)")
+    ax.set_title(
+        title if title is not None else "ROC curves ('all' positive)",
+        parse_math=False,
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -181,7 +184,10 @@ def plot_calibration(curves, path, *, n_bins=10, title=None):
     ax.set_ylabel("Fraction of cells that are 'all'")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(title if title is not None else "Calibration (reliability diagram)")
+    ax.set_title(
+        title if title is not None else "Calibration (reliability diagram)",
+        parse_math=False,
+    )
     ax_hist.set_xlabel("Predicted P('all') (points: mean of the bin)")
     ax_hist.set_ylabel("cells")
     ax_hist.grid(alpha=0.3)

@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..utils._escape import escape_csv_frame, escape_markdown
+from ..utils._files import atomic_write
+
 __all__ = [
     "TABLE2_METRICS",
     "format_table2",
@@ -267,20 +270,18 @@ def _numeric_columns(df):
     ]
 
 
-def _escape_md(text):
-    return text.replace("|", "\\|")
-
-
 def _format_markdown(df, cells, index_name):
     header = [index_name] + _flat_columns(df.columns)
     numeric = _numeric_columns(df)
     align = [":---"] + ["---:" if n else ":---" for n in numeric]
     lines = [
-        "| " + " | ".join(_escape_md(h) for h in header) + " |",
+        "| " + " | ".join(escape_markdown(h) for h in header) + " |",
         "| " + " | ".join(align) + " |",
     ]
     for name, row in zip(df.index, cells, strict=True):
-        lines.append("| " + " | ".join(_escape_md(c) for c in [str(name), *row]) + " |")
+        lines.append(
+            "| " + " | ".join(escape_markdown(c) for c in [str(name), *row]) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -349,7 +350,8 @@ def save_table2(df, path):
     flat = df.copy()
     flat.columns = _flat_columns(df.columns)
     flat.index.name = df.index.name or "Model"
-    flat.to_csv(path)
+    with atomic_write(path, "w", newline="") as handle:
+        escape_csv_frame(flat).to_csv(handle)
     return path
 
 

@@ -9,17 +9,81 @@ error or a kill leaves the old file (or none) and no temporary file behind.
 """
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "check_writable"]
+__all__ = [
+    "atomic_write",
+    "check_regular_target",
+    "check_writable",
+    "write_text_atomic",
+]
 
 
 def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_regular_target(path, what="path"):
+    """The path a writer should replace: symlinks followed, non-files refused.
+
+    A symlink is followed (the file it points to gets the new content and the
+    link stays). A target that exists and is not a regular file (a folder, a
+    FIFO, a device such as ``/dev/full``, a socket) is refused and left
+    untouched: replacing it with a regular file would silently break what it
+    was.
+
+    Returns
+    -------
+    path : str
+        ``path`` with symlinks resolved.
+
+    Raises
+    ------
+    IsADirectoryError
+        The target is a folder.
+    ValueError
+        The target exists and is another kind of non-regular file.
+    """
+    path = os.fspath(path)
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise ValueError(
+            f"{what} {path}: cannot be inspected ({exc.strerror})."
+        ) from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(
+            errno.EISDIR, f"{what} {path}: is a folder; pass a file name."
+        )
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a FIFO (named pipe)"
+            if stat.S_ISFIFO(mode)
+            else "a character device"
+            if stat.S_ISCHR(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        raise ValueError(
+            f"{what} {path}: exists and is {kind}, not a regular file; it was left "
+            "untouched. Pass the name of a regular file (new or existing)."
+        )
+    return path
 
 
 def check_writable(path, what="path"):
@@ -41,9 +105,9 @@ def check_writable(path, what="path"):
     ValueError
         The path is a folder, or its folder cannot be created or written to.
     """
-    path = Path(path)
-    if path.is_dir():
+    if Path(path).is_dir():
         raise ValueError(f"{what} {path}: is a folder; pass a file name.")
+    path = Path(check_regular_target(path, what))
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -71,7 +135,9 @@ def atomic_write(path, mode="wb", **open_kwargs):
     Parameters
     ----------
     path : str or path-like
-        Destination; its folder must exist.
+        Destination; its folder must exist. A symlink is followed (the file
+        it points to is replaced, the link stays); an existing target that
+        is not a regular file (folder, FIFO, device) is refused untouched.
     mode : {"wb", "w", None}, default="wb"
         Open the temporary file in this mode and yield the file object;
         ``None`` yields the temporary file's path instead (for writers that
@@ -85,10 +151,12 @@ def atomic_write(path, mode="wb", **open_kwargs):
 
     Raises
     ------
+    ValueError
+        The destination exists and is not a regular file.
     OSError
         With the destination path in the message, not the temporary name.
     """
-    path = os.fspath(path)
+    path = check_regular_target(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(
@@ -115,3 +183,10 @@ def atomic_write(path, mode="wb", **open_kwargs):
         if isinstance(exc, OSError) and tmp in str(exc):
             raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
         raise
+
+
+def write_text_atomic(path, text):
+    """Write ``text`` (UTF-8) to ``path`` with :func:`atomic_write`."""
+    with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    return Path(path)

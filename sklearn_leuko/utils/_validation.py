@@ -204,10 +204,23 @@ def check_net_input(X, *, name="X"):
     kind : {"rgb", "channels_first"}
     """
     arr = _as_array(X, name)
+    # One C-contiguous layout before anything touches the values: Fortran
+    # order, negative strides or views of the same values give the same model.
     if arr.ndim == 4 and arr.dtype.kind in "iu":
-        return check_rgb_images(arr, name=name), "rgb"
+        return np.ascontiguousarray(check_rgb_images(arr, name=name)), "rgb"
     if arr.ndim == 4 and arr.dtype.kind == "f":
-        return check_channels_first(arr, name=name), "channels_first"
+        if arr.shape[-1] == 3 and arr.shape[1] > 6 and arr.shape[2] > 6:
+            raise ValueError(
+                f"{name} has dtype {arr.dtype} and shape {arr.shape}, i.e. float RGB "
+                "images. Accepted are uint8 RGB images (n, H, W, 3) with values in "
+                "[0, 255], or float32 preprocessed arrays (n, C, H, W) from "
+                "sklearn_leuko.preprocessing. Convert float images in [0, 1] with "
+                f"np.rint({name} * 255).astype(np.uint8), and float images in "
+                f"[0, 255] with np.rint({name}).astype(np.uint8)."
+            )
+        return np.ascontiguousarray(check_channels_first(arr, name=name)), (
+            "channels_first"
+        )
     if arr.ndim == 4:
         raise TypeError(
             f"{name} has dtype {arr.dtype}; pass uint8 RGB images (n, H, W, 3) or "

@@ -1,0 +1,185 @@
+"""Hostile but realistic inputs: names in outputs, bomb headers, odd targets, layouts."""
+
+import os
+import struct
+import warnings
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklearn_leuko import LeukoNetClassifier
+from sklearn_leuko.datasets import read_images
+from sklearn_leuko.report import format_table2
+from sklearn_leuko.utils._escape import (
+    escape_csv_cell,
+    escape_csv_frame,
+    escape_markdown,
+)
+from sklearn_leuko.utils._files import atomic_write, check_writable
+from sklearn_leuko.utils._image_limits import max_image_pixels
+
+TINY = dict(
+    widths=(4, 4, 8, 8, 8, 8),
+    max_epochs=1,
+    batch_size=16,
+    verbose=0,
+    random_state=0,
+    validation_fraction=None,
+)
+
+
+# ------------------------------------------------------------------ escaping
+def test_markdown_escape_keeps_one_table_row():
+    frame = pd.DataFrame({"score": [1.0]}, index=["H1|<b>x</b>\nnext\\"])
+    text = format_table2(frame, "markdown")
+    row = text.splitlines()[-1]
+    assert len(text.splitlines()) == 3  # header, rule, one row: no line break leaked
+    assert "<b>" not in text and "&lt;b&gt;" in row
+    assert row.count(" | ") == 1  # the | in the name is escaped
+    assert "\\|" in row and "\\\\" in row
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx"])
+def test_csv_formula_cells_get_a_quote(cell):
+    assert escape_csv_cell(cell) == "'" + cell
+
+
+def test_csv_escape_leaves_numbers_and_plain_text():
+    frame = pd.DataFrame({"subject": ["=evil", "H3"], "p_all": [-0.5, 0.25]})
+    out = escape_csv_frame(frame)
+    assert out["subject"].tolist() == ["'=evil", "H3"]
+    assert out["p_all"].tolist() == [-0.5, 0.25]
+    assert frame["subject"].tolist() == ["=evil", "H3"]  # a copy, input untouched
+    assert escape_markdown("a\r\nb") == "a b"
+
+
+def test_protocol_csvs_and_markdown_escape_subject_ids(tmp_path):
+    from sklearn_leuko.report import save_table2
+
+    frame = pd.DataFrame(
+        {"acc": [1.0]}, index=pd.Index(["=HYPERLINK(1)"], name="Model")
+    )
+    path = save_table2(frame, tmp_path / "t.csv")
+    assert "'=HYPERLINK(1)" in path.read_text()
+
+
+def test_dollar_in_titles_is_plain_text(tmp_path):
+    from sklearn_leuko.report import plot_gradcam_overlay
+
+    images = np.zeros((1, 16, 16, 3), np.uint8)
+    heat = np.zeros((1, 16, 16), np.float32)
+    # "$\\frac{" is broken mathtext: with mathtext on, drawing it raises
+    path = plot_gradcam_overlay(
+        images, heat, tmp_path / "h.png", titles=["UID_$\\frac{$_1.bmp"]
+    )
+    assert path.stat().st_size > 0
+
+
+# ---------------------------------------------------------- image size limits
+def _bmp_header(width, height):
+    row = ((width * 24 + 31) // 32) * 4
+    size = row * height
+    header = struct.pack("<2sIHHI", b"BM", 54 + size & 0xFFFFFFFF, 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    return header + info
+
+
+def _png_header(width, height):
+    def chunk(kind, data):
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("bomb.bmp", _bmp_header(60_000, 60_000)),
+        ("big.png", _png_header(11_000, 11_000)),
+    ],
+)
+def test_bomb_headers_are_refused_by_name_before_decoding(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=f"{name}.*(limit|too large)"):
+            read_images([path])
+
+
+def test_pixel_limit_is_configurable(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "cell.png"
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(path)
+    assert read_images([path]).shape == (1, 40, 40, 3)
+    with max_image_pixels(1_000), pytest.raises(ValueError, match="1,600.*1,000"):
+        read_images([path])
+    with pytest.raises(ValueError, match="positive int"):
+        with max_image_pixels(0):
+            pass
+
+
+# ------------------------------------------------------------- odd targets
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_writer_refuses_a_fifo_and_leaves_it(tmp_path):
+    import stat
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="FIFO"):
+        with atomic_write(fifo, "w") as handle:
+            handle.write("x")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    with pytest.raises(ValueError, match="FIFO"):
+        check_writable(fifo, "--out")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_writer_refuses_a_character_device():
+    with pytest.raises(ValueError, match="character device"):
+        with atomic_write("/dev/full", "w") as handle:
+            handle.write("x")
+
+
+def test_writer_follows_a_symlink(tmp_path):
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    with atomic_write(link, "w") as handle:
+        handle.write("new")
+    assert link.is_symlink()
+    assert target.read_text() == "new"
+
+
+# ------------------------------------------------------------ input layout
+def _proba(X, y):
+    model = LeukoNetClassifier(preprocessing="od", **TINY).fit(X, y)
+    return model.predict_proba(np.ascontiguousarray(X))
+
+
+def test_memory_layout_does_not_change_the_model(tiny_cells, tmp_path):
+    X, y = tiny_cells.images[:24], tiny_cells.target[:24]
+    reference = _proba(X, y)
+    fortran = np.asfortranarray(X)
+    reversed_view = X[:, ::-1, ::-1][:, ::-1, ::-1]  # negative strides, same values
+    readonly = X.copy()
+    readonly.setflags(write=False)
+    mm = np.lib.format.open_memmap(
+        tmp_path / "x.npy", mode="w+", dtype=X.dtype, shape=X.shape
+    )
+    mm[:] = X
+    for variant in (fortran, reversed_view, readonly, mm):
+        np.testing.assert_array_equal(_proba(variant, y), reference)
+
+
+def test_float_rgb_images_get_an_error_naming_what_is_accepted(tiny_cells):
+    X = tiny_cells.images[:8].astype(np.float64)
+    with pytest.raises(ValueError, match=r"uint8 RGB images .*\[0, 255\].*float32"):
+        LeukoNetClassifier(preprocessing="od", **TINY).fit(X, tiny_cells.target[:8])
