@@ -1,7 +1,7 @@
 """Shared helpers: input validation, image size limits, device resolution, CPU memory reuse."""
 
 from ._device import resolve_device
-from ._image_limits import DEFAULT_MAX_IMAGE_PIXELS, max_image_pixels
+from ._image_limits import max_image_pixels
 from ._malloc import reuse_freed_memory
 from ._validation import (
     check_channels_first,
@@ -12,7 +12,6 @@ from ._validation import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_IMAGE_PIXELS",
     "check_channels_first",
     "check_groups",
     "check_net_input",
