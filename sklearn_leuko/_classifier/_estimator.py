@@ -7,7 +7,7 @@ does with them lives in the sibling modules: ``_building`` (modules and net),
 ``_training`` (inner split, data placement, checkpoints), ``_explain``
 (Grad-CAM), ``_tta_outputs`` (test-time augmentation), ``_compile`` (compiled
 inference), ``_params``, ``_net``, ``_datapath``, ``_callbacks``,
-``_interrupt``.
+``_interrupt``, ``_pass_through`` (skorch-style ``**kwargs`` as parameters).
 """
 
 import numpy as np
@@ -33,8 +33,8 @@ from ._params import (
     AUGMENT_MODES,
     PARAMETER_CONSTRAINTS,
     check_pass_through,
-    is_pass_through_param,
 )
+from ._pass_through import PassThroughParamsMixin
 from ._training import CellLevelSplitWarning, InnerSplitWarning, TrainingMixin
 from ._tta_outputs import TTAMixin, check_tta
 from ._versioning import VersionedPickleMixin
@@ -43,6 +43,7 @@ __all__ = ["CellLevelSplitWarning", "InnerSplitWarning", "LeukoNetClassifier"]
 
 
 class LeukoNetClassifier(
+    PassThroughParamsMixin,
     VersionedPickleMixin,
     CompileMixin,
     ModuleBuilderMixin,
@@ -392,57 +393,6 @@ class LeukoNetClassifier(
             setattr(self, key, value)
 
     # ------------------------------------------------------------ parameters
-    def _extra_param_names(self):
-        """Names given as ``**kwargs`` (public attributes that are not fitted)."""
-        named = set(self._get_param_names())
-        return sorted(
-            key
-            for key in vars(self)
-            if key not in named and not key.startswith("_") and not key.endswith("_")
-        )
-
-    def get_params(self, deep=True):
-        """Get the parameters, the skorch-style prefixed ones included.
-
-        Parameters
-        ----------
-        deep : bool, default=True
-            Also return the parameters of contained estimators (a
-            ``preprocessing`` transformer).
-
-        Returns
-        -------
-        params : dict
-        """
-        params = super().get_params(deep=deep)
-        for key in self._extra_param_names():
-            params[key] = getattr(self, key)
-        return params
-
-    def set_params(self, **params):
-        """Set parameters, skorch-style prefixed ones (``optimizer__betas``) included.
-
-        Parameters
-        ----------
-        **params : dict
-
-        Returns
-        -------
-        self : LeukoNetClassifier
-        """
-        named = {}
-        for key, value in params.items():
-            if is_pass_through_param(key):
-                setattr(self, key, value)
-            else:
-                named[key] = value
-        if named:
-            super().set_params(**named)
-        return self
-
-    def _pass_through(self):
-        return {key: getattr(self, key) for key in self._extra_param_names()}
-
     def _check_params(self):
         """Checks that ``_parameter_constraints`` cannot express."""
         check_pass_through(self._pass_through(), self._get_param_names())
