@@ -17,7 +17,7 @@ their Grad-CAM heatmaps, into one self-contained HTML file.
 from ._cell_plots import plot_cell_spaces, plot_gradcam_overlay
 from ._html import to_html
 from ._plots import plot_confusion_matrix, plot_fold_metrics, plot_history
-from ._protocol import (
+from ._protocol_outputs import (
     auc_table,
     format_protocol_report,
     protocol_tables,

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..utils._files import atomic_write
-from ._protocol import protocol_tables, score_curves, summary_table
+from ._protocol_outputs import protocol_tables, score_curves, summary_table
 
 __all__ = ["to_html"]
 
