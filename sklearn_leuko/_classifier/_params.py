@@ -70,7 +70,7 @@ PARAMETER_CONSTRAINTS = {
     ],
     "stain_layer": [StrOptions({"learnable", "fixed"})],
     "stain_matrix": [
-        StrOptions({"giemsa", "hed", "identity", "macenko"}),
+        StrOptions({"giemsa", "cnmc", "hed", "identity", "macenko"}),
         "array-like",
     ],
     "architecture": [StrOptions({"basic", "vgg11"})],

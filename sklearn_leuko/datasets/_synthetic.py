@@ -14,15 +14,10 @@ import numbers
 import numpy as np
 from sklearn.utils import Bunch, check_random_state, check_scalar
 
-from ._render import N_NUCLEOLI, REF_SIZE, render
+from ._cell_model import cell_table, subject_table
+from ._render import REF_SIZE, render
 
 __all__ = ["make_cells"]
-
-
-# Mean of the per-cell "blast score" z is +/- _CLASS_SHIFT * class_separation.
-# With z alone and class_separation=1 the Bayes accuracy is Phi(1.25) ~ 0.89,
-# the accuracy the LeukoNet paper reports on unseen subjects.
-_CLASS_SHIFT = 1.25
 
 
 # Bytes of float32 work arrays per chunk of images; bounds memory at 350x350.
@@ -33,31 +28,34 @@ Synthetic C-NMC-like single-cell images
 ---------------------------------------
 
 Each image holds one segmented white blood cell, centred on a black (0, 0, 0)
-canvas, stained like Jenner-Giemsa (purple nucleus, pale blue-lilac
-cytoplasm), in the layout of the C-NMC 2019 challenge data. Labels: "all"
+canvas, in the layout and colour of the (stain-normalised) C-NMC 2019
+challenge data: a dark purple-magenta cell (mean RGB about 69, 29, 79),
+mostly nucleus, about 220 px across on the 450 px canvas. Labels: "all"
 (leukemic B-ALL blast, the positive class) and "hem" (normal B cell). Every
 cell of a subject has the subject's label; subject IDs follow C-NMC ("7" for
 an ALL patient, "H3" for a healthy subject).
 
-Generative model (see make_cells for the parameters):
+Generative model (see make_cells for the parameters and the real statistics
+each one was fitted to):
 
 - each cell has a latent blast score z ~ N(+/- 1.25 * class_separation +
-  subject offset, 1) (+ for "all"); z drives the nucleus-to-cytoplasm ratio,
-  the chromatin texture (fine for blasts, coarse clumps for normal cells),
-  the chromatin density (darker when condensed) and the number of visible
-  nucleoli;
-- each subject has its own stain vectors, illumination, stain intensity,
-  focus blur, cell size and z offset, scaled by subject_variability: cells
-  of a subject share a colour signature that a classifier can memorise,
-  which is why cell-level cross-validation overestimates accuracy;
-- the image is rendered with the Beer-Lambert law, I = I0 exp(-OD), blurred,
-  masked to the cell and perturbed by Gaussian camera noise.
+  subject offset, 1) (+ for "all"); z drives the cell size (blasts larger),
+  the outline irregularity (blasts more irregular), the contrast of fine
+  chromatin (normal cells more mottled) and a slight hue shift;
+- each subject has its own stain density, hue, illumination, texture
+  contrast, focus blur, cell size and z offset, scaled by
+  subject_variability: cells of a subject share a signature that a
+  classifier can memorise, which is why cell-level cross-validation
+  overestimates accuracy;
+- the image is rendered with the Beer-Lambert law, I = I0 exp(-OD), in the
+  plane of the two stains fitted to real C-NMC cells, blurred, masked to the
+  cell and perturbed by Gaussian camera noise.
 
 Data set characteristics:
 
     :Number of subjects: n_subjects (about cancer_fraction of them "all")
     :Number of images: n_subjects * cells_per_subject
-    :Image: uint8 RGB, image_size x image_size
+    :Image: uint8 RGB, image_size x image_size (a 450 px canvas resized)
     :Classes: "all", "hem"
 """
 
@@ -65,96 +63,6 @@ Data set characteristics:
 def _check_fraction(value, name):
     check_scalar(value, name, numbers.Real, min_val=0.0, max_val=1.0)
     return float(value)
-
-
-def _subject_table(n_subjects, cancer_fraction, variability, rng):
-    """Draw the subjects: IDs, labels and their nuisance parameters."""
-    n_all = int(round(cancer_fraction * n_subjects))
-    if 0.0 < cancer_fraction < 1.0 and n_subjects >= 2:
-        n_all = min(max(n_all, 1), n_subjects - 1)
-    n_hem = n_subjects - n_all
-    ids = [str(i + 1) for i in range(n_all)] + [f"H{i + 1}" for i in range(n_hem)]
-    labels = np.array(["all"] * n_all + ["hem"] * n_hem)
-    v = variability
-    return {
-        "subject": np.array(ids),
-        "label": labels,
-        # log-multiplicative per-channel shift of the two stain vectors (hue)
-        "stain_shift": rng.normal(0.0, 0.22 * v, size=(n_subjects, 2, 3)),
-        # log of the per-channel illumination (white balance) and brightness
-        "illumination": rng.normal(0.0, 0.04 * v, size=(n_subjects, 3))
-        + rng.normal(0.0, 0.06 * v, size=(n_subjects, 1)),
-        "stain_intensity": np.exp(rng.normal(0.0, 0.15 * v, size=n_subjects)),
-        # focus blur, Gaussian sigma in pixels of the 350 px reference canvas
-        "blur": 0.4 + np.abs(rng.normal(0.0, 1.5 * v, size=n_subjects)),
-        "size_scale": np.exp(rng.normal(0.0, 0.05 * v, size=n_subjects)),
-        "blast_offset": rng.normal(0.0, 0.3 * v, size=n_subjects),
-    }
-
-
-def _cell_table(subjects, cells_per_subject, image_size, separation, rng):
-    """Draw the per-cell parameters (cheap scalars, all cells at once)."""
-    n_subjects = len(subjects["subject"])
-    n = n_subjects * cells_per_subject
-    s = np.repeat(np.arange(n_subjects), cells_per_subject)
-    sign = np.where(subjects["label"][s] == "all", 1.0, -1.0)
-    z = sign * _CLASS_SHIFT * separation + subjects["blast_offset"][s]
-    z = z + rng.standard_normal(n)
-    p = 1.0 / (1.0 + np.exp(-z))  # "blastness" in (0, 1)
-
-    half = image_size / 2.0
-    radius = half * rng.uniform(0.70, 0.85, n) * subjects["size_scale"][s]
-    # cell outline: ellipse (k=2) plus small irregularities (k=3..5)
-    ellipticity = rng.uniform(0.0, 0.10, n)
-    cell_coef = rng.normal(0.0, 0.015, size=(n, 4, 2))
-    cell_coef[:, 0] = 0.0
-    angle = rng.uniform(0, 2 * np.pi, n)
-    cell_coef[:, 0, 0] = ellipticity * np.cos(2 * angle)
-    cell_coef[:, 0, 1] = ellipticity * np.sin(2 * angle)
-    extent = 1.0 + np.abs(cell_coef).sum(axis=(1, 2))
-    radius = np.minimum(radius, 0.47 * image_size / extent)
-
-    nc_ratio = np.clip(0.50 + 0.22 * p + rng.normal(0.0, 0.04, n), 0.3, 0.9)
-    nuc_radius = radius * np.sqrt(nc_ratio)
-    nuc_ellipticity = rng.uniform(0.0, 0.12, n)
-    nuc_angle = rng.uniform(0, 2 * np.pi, n)
-    nuc_coef = rng.normal(0.0, 0.02, size=(n, 4, 2))
-    nuc_coef[:, 0, 0] = nuc_ellipticity * np.cos(2 * nuc_angle)
-    nuc_coef[:, 0, 1] = nuc_ellipticity * np.sin(2 * nuc_angle)
-    shift = (radius - nuc_radius) * rng.uniform(0.0, 0.6, n)
-    shift_angle = rng.uniform(0, 2 * np.pi, n)
-
-    n_nucleoli = np.minimum(rng.poisson(3.0 * p**2), N_NUCLEOLI)
-    nucleolus_r = np.sqrt(rng.uniform(0, 0.5, (n, N_NUCLEOLI))) * nuc_radius[:, None]
-    nucleolus_a = rng.uniform(0, 2 * np.pi, (n, N_NUCLEOLI))
-    nucleolus_size = nuc_radius[:, None] * rng.uniform(0.07, 0.12, (n, N_NUCLEOLI))
-
-    return {
-        "subject_index": s,
-        "blast_score": z,
-        "radius": radius,
-        "cell_coef": cell_coef,
-        "nuc_radius": nuc_radius,
-        "nuc_coef": nuc_coef,
-        "nuc_center": np.stack(
-            [shift * np.cos(shift_angle), shift * np.sin(shift_angle)], axis=1
-        ),
-        "nucleoli": np.stack(
-            [
-                nucleolus_r * np.cos(nucleolus_a),
-                nucleolus_r * np.sin(nucleolus_a),
-                nucleolus_size,
-                np.arange(N_NUCLEOLI)[None, :] < n_nucleoli[:, None],
-            ],
-            axis=-1,
-        ),
-        "fine_weight": p,
-        # condensed chromatin: darker and more contrasted in normal cells
-        "density": 1.0 + 0.35 * (1.0 - p) + rng.normal(0.0, 0.08, n),
-        "contrast": 0.18 + 0.14 * (1.0 - p),
-        "cyto_density": rng.normal(0.6, 0.08, n).clip(0.3, None),
-        "stain_jitter": rng.normal(0.0, 0.02, size=(n, 2, 3)),
-    }
 
 
 def _filenames(groups, labels, rng):
@@ -182,7 +90,7 @@ def make_cells(
     cancer_fraction=2 / 3,
     class_separation=1.0,
     subject_variability=1.0,
-    noise=3.0,
+    noise=0.8,
     shuffle=True,
     return_X_y=False,
     return_masks=False,
@@ -190,45 +98,79 @@ def make_cells(
 ):
     """Generate synthetic C-NMC-like images of single white blood cells.
 
-    Each image shows one cell centred on a black (0, 0, 0) canvas, stained
-    like Jenner-Giemsa, as in the C-NMC 2019 challenge data (Mourya et al.,
-    arXiv 1810.07961, Section 3). Leukemic blasts (``"all"``) and normal B
-    cells (``"hem"``) differ by a learnable but noisy morphological signal,
-    and every subject has its own staining and imaging conditions, so that a
-    classifier validated on held-out cells of known subjects looks better
-    than on held-out subjects.
+    Each image shows one cell centred on a black (0, 0, 0) canvas, as in the
+    C-NMC 2019 challenge data (Mourya et al., arXiv 1810.07961, Section 3),
+    with the size, colour, optical density, contrast, outline and texture
+    statistics of real C-NMC cells. Leukemic blasts (``"all"``) and normal
+    B cells (``"hem"``) differ by a learnable but noisy morphological signal
+    that points the same way as in real cells, and every subject has its own
+    staining and imaging conditions, so that a classifier validated on
+    held-out cells of known subjects looks better than on held-out subjects.
+
+    **Scale contract.** ``make_cells(image_size=s)`` is a 450 x 450 C-NMC
+    image (the raw frame; real cells are about 220 px across, 14-20% of its
+    area) resized to ``s x s``: lengths below are in pixels of the 450 px
+    canvas; texture contrast and camera noise shrink as area-averaging a
+    450 px image down to ``s`` would shrink them. The same ``random_state``
+    gives the same cells (labels, subjects, file names, every per-cell
+    parameter) at every ``image_size``; only the pixel-level random fields
+    (chromatin grain, camera noise) are drawn anew per size.
+
+    **Calibration.** Every number was fitted to the 36 real cells of the 14
+    *calibration* subjects of ``../shared/data/real/cnmc2019``
+    (``subjects.csv``), measured on the raw 450 px images by
+    ``benchmarks/real_cells.py``; the 15 evaluation subjects were kept for
+    measuring transfer. Real values are given as ``all`` / ``hem``.
 
     **Generative model.** Each cell has a latent blast score
     ``z ~ N(m, 1)``, ``m = +/-1.25 * class_separation + b_subject`` (``+``
-    for ``"all"``), and ``p = sigmoid(z)``. From ``p``:
+    for ``"all"``). From ``z``:
 
-    - nucleus-to-cytoplasm area ratio ``0.50 + 0.22 p`` (plus noise): blasts
-      have scant cytoplasm;
-    - chromatin texture, a mixture of fine-grained (grain 1.6 px at 350 px)
-      and coarse (clumps 7 px) smooth noise with weights ``p`` and ``1 - p``:
-      blasts have fine, dispersed chromatin (more high-frequency content),
-      normal cells coarse, condensed chromatin;
-    - chromatin density ``1 + 0.35 (1 - p)``, modulated log-normally by the
-      texture with contrast ``0.18 + 0.14 (1 - p)``: condensed chromatin is
-      darker and clumpier;
-    - number of visible nucleoli ``min(Poisson(3 p^2), 4)``: pale round
-      spots, common in blasts, rare in normal cells.
+    - cell area ``0.178 exp(0.062 z + N(0, 0.21))`` of the canvas: real
+      0.195 / 0.167 (area alone separates the classes with ROC AUC 0.67 on
+      the calibration cells, 0.77 on all 69); the slope is the log ratio of
+      the class means over the distance of the class means of ``z``;
+    - outline: an ellipse (ellipticity up to 0.13) plus harmonics k = 2..8
+      of amplitude ``0.048 exp(0.25 z + N(0, 0.35)) (k / 2)^-0.7``: real
+      radial CV of the outline 0.114 / 0.069, solidity 0.951 / 0.973 (blasts
+      are more irregular);
+    - chromatin: log-normal mottling of the stain density by smooth noise at
+      Gaussian scales 1.5, 4.5, 13.5 and 40 px with amplitudes 0.027, 0.034,
+      0.040, 0.085 times ``exp(-0.10 z)``, ``exp(-0.03 z)``, 1, 1: real
+      band-passed grey-OD contrast (1-3, 3-9, 9-27 px) 0.0088 / 0.0112,
+      0.021 / 0.023, 0.028 / 0.029 and within-cell OD sd (0.15, 0.24, 0.09 /
+      0.16, 0.23, 0.10); normal cells have the more contrasted fine
+      chromatin (real fine band: ROC AUC 0.15 for ``"all"``); the variation
+      runs along the first principal direction of the real within-cell OD,
+      ``(0.51, 0.82, 0.28)``, darker patches less blue; 0-4 pale spots
+      (Poisson 1.2, 4-9 px, depth 0.1-0.3) and no pixel lighter than 0.55
+      of the cell's density (real: no pale pixel, mean RGB > 120);
+    - hue ``0.012 z + N(0, 0.02)`` along the second principal direction of
+      the real OD, ``(0.84, -0.39, -0.37)``: real ``OD_B / OD_R - 1`` is
+      -0.116 / -0.092;
+    - mostly nucleus: a cytoplasm rim of 2-8 px with 0.80-0.95 of the
+      nucleus's stain density and bluer: real grey OD 2-4 px inside the edge
+      0.77 of the interior, rim contrast -0.12 / -0.09.
+
+    Mean colour: stain concentrations ``(1.256, 1.575)`` on the two stains of
+    ``STAIN_MATRICES["cnmc"]`` (a Macenko fit on the calibration cells, 9.6
+    degrees apart), times a cell density ``1.03 exp(N(0, 0.06))``: real mean
+    OD ``-ln(I / 255)`` of the cell (1.33, 2.22, 1.18) / (1.30, 2.17, 1.18).
 
     With ``class_separation=1`` and the blast score alone, the best possible
-    cell-level accuracy is about 0.89, the level LeukoNet reaches on unseen
-    subjects. Each subject ``s`` draws, scaled by ``subject_variability``:
-    a per-channel log-multiplicative shift of both stain vectors (sd 0.22,
-    changes hue), illumination and brightness (sd 0.04 and 0.06), stain
-    intensity (log sd 0.15), focus blur (Gaussian sigma ``0.4 + |N(0,
-    1.5)|`` px at 350 px), a cell size scale (log sd 0.05) and the blast
-    score offset ``b_s ~ N(0, 0.3)``. The colour signature of a subject is
-    easy to memorise, so cell-level ``KFold`` scores clearly higher than
-    subject-level ``GroupKFold``. Cell outlines are ellipses with small
-    harmonic irregularities, about 70-85% of the canvas wide (real C-NMC
-    cells are 250-300 px on a 350 px canvas); the nucleus sits off-centre.
-    The stain concentrations are blurred, turned into RGB with the
-    Beer-Lambert law ``I = I0 exp(-OD)``, masked to the cell and perturbed by
-    Gaussian camera noise.
+    cell-level accuracy is ``Phi(1.25)``, about 0.89, the level LeukoNet
+    reaches on unseen subjects; the images carry ``z`` only through noisy
+    features, so the accuracy reachable from pixels is lower. Each subject
+    ``s`` draws, scaled by ``subject_variability``: stain density (log sd
+    0.06; real between-subject sd of the mean OD about 8%, within-subject
+    6%), hue (sd 0.025), illumination and brightness (log sd 0.02 and 0.03),
+    texture contrast (log sd 0.10), focus blur (Gaussian sigma ``1.2 +
+    |N(0, 0.8)|`` px at 450 px), a cell size scale (log sd 0.05) and the
+    blast score offset ``b_s ~ N(0, 0.3)``. The signature of a subject is
+    easy to memorise, so cell-level ``KFold`` scores higher than
+    subject-level ``GroupKFold``. The stain fields are blurred, turned into
+    RGB with the Beer-Lambert law ``I = 255 exp(-OD)``, masked to the cell
+    (anti-aliased edge) and perturbed by Gaussian camera noise.
 
     Images are generated in chunks with vectorised NumPy (FFT filtering for
     texture and blur), so memory stays bounded at large ``image_size``.
@@ -241,8 +183,9 @@ def make_cells(
         Number of cells of every subject.
     image_size : int, default=72
         Height and width of the square images (at least 16; from 65 on the
-        Basic Network's last feature map is 2x2, not 1x1). Lengths of the
-        model scale with it; 350 matches the LeukoNet input.
+        Basic Network's last feature map is 2x2, not 1x1): the 450 px C-NMC
+        canvas resized to this size (450 is the raw C-NMC frame; the
+        LeukoNet input is its 350 px centre crop).
     cancer_fraction : float, default=2/3
         Fraction of subjects that are ALL patients; 2/3 gives the ~2:1
         ``"all"``:``"hem"`` cell ratio of C-NMC. When strictly between 0 and
@@ -255,9 +198,11 @@ def make_cells(
         Scales every subject-level effect (stain, illumination, blur, size,
         blast score offset). 0 makes all subjects identical; larger values
         widen the gap between cell-level and subject-level validation.
-    noise : float, default=3.0
+    noise : float, default=0.8
         Standard deviation of the Gaussian camera noise in grey levels
-        (0-255).
+        (0-255) at the 450 px canvas (real C-NMC: about 0.8 in the
+        difference of the image and its 1 px Gaussian blur); at a smaller
+        ``image_size`` s it is ``noise * s / 450``, as after resizing.
     shuffle : bool, default=True
         Shuffle the cells. When false, cells come subject by subject, ALL
         patients first.
@@ -287,14 +232,19 @@ def make_cells(
             a healthy subject).
         subjects : pandas.DataFrame
             One row per subject: ``subject``, ``label``, ``n_cells``,
-            ``stain_shift`` (norm of the log stain-vector shift),
-            ``brightness`` (mean log illumination), ``stain_intensity``,
-            ``blur`` (sigma in pixels of this image size), ``size_scale``,
-            ``blast_offset``.
+            ``hue`` (shift along the C-NMC hue direction), ``density``
+            (stain density factor), ``brightness`` (mean log illumination),
+            ``texture_scale``, ``blur`` (sigma in pixels of this image
+            size), ``size_scale``, ``blast_offset``.
         blast_score : ndarray of shape (n_cells,)
             The latent blast score ``z`` of every cell (for diagnostics).
         filenames : ndarray of shape (n_cells,), str
             C-NMC style names ``UID_<subject>_<image>_<cell>_<label>.bmp``.
+        geometry : dict
+            ``{"source_size": 450, "crop_size": 450, "image_size": s}``: the
+            native canvas the images stand for, the crop taken of it (none)
+            and the size it was resized to (the key ``load_images`` returns
+            for real data).
         cell_mask : ndarray of shape (n_cells, image_size, image_size), bool
             Only with ``return_masks=True``: pixels covered at least half by
             the cell outline. Pixels outside it are black, except for a
@@ -328,6 +278,8 @@ def make_cells(
     ['all', 'hem']
     >>> cells.filenames[0][:4]
     'UID_'
+    >>> cells.geometry
+    {'source_size': 450, 'crop_size': 450, 'image_size': 32}
     """
     for name, value in (
         ("n_subjects", n_subjects),
@@ -365,10 +317,8 @@ def make_cells(
 
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=4)
     rng = np.random.default_rng(seed)
-    subjects = _subject_table(n_subjects, cancer_fraction, subject_variability, rng)
-    cells = _cell_table(
-        subjects, cells_per_subject, image_size, float(class_separation), rng
-    )
+    subjects = subject_table(n_subjects, cancer_fraction, subject_variability, rng)
+    cells = cell_table(subjects, cells_per_subject, float(class_separation), rng)
     n = n_subjects * cells_per_subject
     groups = subjects["subject"][cells["subject_index"]]
     target = subjects["label"][cells["subject_index"]]
@@ -406,11 +356,10 @@ def make_cells(
             "subject": subjects["subject"],
             "label": subjects["label"],
             "n_cells": n_cells,
-            "stain_shift": np.linalg.norm(
-                subjects["stain_shift"].reshape(n_subjects, -1), axis=1
-            ),
+            "hue": subjects["hue"],
+            "density": subjects["density"],
             "brightness": subjects["illumination"].mean(axis=1),
-            "stain_intensity": subjects["stain_intensity"],
+            "texture_scale": subjects["texture_scale"],
             "blur": subjects["blur"] * image_size / REF_SIZE,
             "size_scale": subjects["size_scale"],
             "blast_offset": subjects["blast_offset"],
@@ -423,6 +372,11 @@ def make_cells(
         subjects=table,
         blast_score=cells["blast_score"],
         filenames=filenames,
+        geometry={
+            "source_size": int(REF_SIZE),
+            "crop_size": int(REF_SIZE),
+            "image_size": image_size,
+        },
         DESCR=_DESCR,
     )
     if return_masks:
