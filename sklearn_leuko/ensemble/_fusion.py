@@ -1,4 +1,10 @@
-"""Feature fusion: LeukoNet's Stage-3 and Stage-3C hybrids."""
+"""Feature fusion: LeukoNet's Stage-3 and Stage-3C hybrids.
+
+This module is long because :class:`FeatureFusionClassifier` documents and
+validates its parameters and fitting modes (prefit networks, inner
+cross-fitting, TTA, the out-of-domain summary) in one class, as
+scikit-learn's ``StackingClassifier`` does in ``sklearn/ensemble/_stacking.py``.
+"""
 
 import warnings
 from numbers import Integral
