@@ -22,7 +22,7 @@ os.chdir(tempfile.mkdtemp())  # the model file goes to a temporary folder
 from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
 from sklearn_leuko import load_model, make_stage, save_model
-from sklearn_leuko.datasets import make_cells  # or load_cnmc("path/to/C-NMC")
+from sklearn_leuko.datasets import make_cells  # or load_images("labels.csv")
 from sklearn_leuko.metrics import CNMC_SCORING
 
 data = make_cells(n_subjects=12, cells_per_subject=10, random_state=0)
