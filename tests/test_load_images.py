@@ -266,3 +266,23 @@ def test_fit_to_geometry_crop_share_and_resize():
     assert (whole[0] > 0).sum() // 3 < 100  # 90 -> 70 px: the square shrinks
     with pytest.raises(ValueError, match="geometry must be a dict"):
         fit_to_geometry([big], {"image_size": 70})
+
+
+def test_python_predict_brings_images_to_the_recorded_geometry(tiny_cells):
+    """The scale contract in Python: a 32 px model predicts 96 px cells whole."""
+    from sklearn_leuko import make_stage
+    from sklearn_leuko.datasets import fit_to_geometry, make_cells, record_geometry
+
+    X, y, g = tiny_cells.images, tiny_cells.target, tiny_cells.groups
+    model = make_stage(
+        "1", max_epochs=1, widths=(4, 4, 8, 8, 8, 8), verbose=0, random_state=0
+    ).fit(X, y, net__groups=g)
+    large = make_cells(n_subjects=2, cells_per_subject=3, image_size=96, random_state=1)
+    with pytest.raises(ValueError, match="record_geometry"):
+        model.predict_proba(large.images)
+    record_geometry(model, tiny_cells.geometry)
+    expected = model.predict_proba(
+        fit_to_geometry(list(large.images), tiny_cells.geometry)
+    )
+    np.testing.assert_array_equal(model.predict_proba(large.images), expected)
+    assert model.predict_proba(X[:4]).shape == (4, 2)  # training size unchanged

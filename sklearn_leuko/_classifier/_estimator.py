@@ -294,6 +294,15 @@ class LeukoNetClassifier(
         see :mod:`sklearn_leuko._classifier._domain`), learnt at the end of
         :meth:`fit` from at most 1000 training cells, its threshold the 99th
         percentile of at most 500 held-out (inner validation) cells.
+    geometry_ : dict
+        Only when set by :func:`~sklearn_leuko.datasets.record_geometry`
+        (``sklearn-leuko train`` does): the training images' geometry
+        ``{"source_size", "crop_size", "image_size"}``. RGB images of another
+        size given to :meth:`predict`, :meth:`predict_proba`,
+        :meth:`transform` or :meth:`domain_score` are then brought to it by
+        :func:`~sklearn_leuko.datasets.fit_to_geometry` (the same share of
+        the canvas around the cell's centroid, resized); without it they are
+        refused.
 
     Examples
     --------
@@ -537,6 +546,16 @@ class LeukoNetClassifier(
     def _check_predict_input(self, X):
         check_is_fitted(self)
         X, kind = check_net_input(X)
+        geometry = getattr(self, "geometry_", None)
+        if (
+            geometry is not None
+            and kind == self.input_kind_ == "rgb"
+            and tuple(X.shape[1:]) != self.input_shape_
+        ):
+            from ..datasets._geometry import fit_to_geometry
+
+            # the scale contract: new images get the training crop and size
+            X = fit_to_geometry(list(X), geometry)
         if kind != self.input_kind_ or tuple(X.shape[1:]) != self.input_shape_:
             expected = (
                 "uint8 RGB images"
@@ -546,7 +565,10 @@ class LeukoNetClassifier(
             raise ValueError(
                 f"X has samples of shape {tuple(X.shape[1:])} ({kind}), but this "
                 f"classifier was fitted on {expected} of shape {self.input_shape_}; "
-                "resize, crop or preprocess the images the same way as for training."
+                "resize, crop or preprocess the images the same way as for training "
+                "(or record the training geometry with sklearn_leuko.datasets."
+                "record_geometry(model, data.geometry): predict then brings new "
+                "images to it)."
             )
         return X
 
