@@ -54,7 +54,7 @@ for ax in axes.flat:
 # %%
 # Is the heat on the cell?
 # ------------------------
-# A rough sanity check (``benchmarks/gradcam_sanity.py`` does it over seeds):
+# A rough sanity check (``benchmarks/accuracy/gradcam_sanity.py`` does it over seeds):
 # mean heat on the cell against the black background.
 inside = cells.max(axis=-1) > 0
 ratio = [

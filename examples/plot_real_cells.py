@@ -12,7 +12,7 @@ the real *evaluation* subjects. Where the folder is absent (a fresh clone), it
 says so and stops early: the documentation builds either way.
 
 No real pixel is shown here: the figure holds statistics only.
-``benchmarks/real_cells.py`` is the full measurement.
+``benchmarks/data/real_cells.py`` is the full measurement.
 """
 
 # %%

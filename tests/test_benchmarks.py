@@ -86,7 +86,7 @@ def test_bench_training_runs_tiny_on_cpu(tmp_path):
     out = tmp_path / "training.json"
     proc = _run(
         [
-            str(ROOT / "benchmarks" / "bench_training.py"),
+            str(ROOT / "benchmarks" / "speed" / "bench_training.py"),
             *("--n", "16", "--size", "32", "--batch-size", "8", "--epochs", "1"),
             *("--repeats", "1", "--threads", "1", "--precision", "fp32"),
             *("--no-skorch", "--out", str(out)),
@@ -106,7 +106,7 @@ def test_tta_effect_runs_tiny_on_cpu(tmp_path):
     out = tmp_path / "tta_effect.json"
     proc = _run(
         [
-            str(ROOT / "benchmarks" / "tta_effect.py"),
+            str(ROOT / "benchmarks" / "accuracy" / "tta_effect.py"),
             *("--subjects", "12", "--cells", "4", "--size", "32", "--epochs", "1"),
             *("--folds", "2", "--widths", "4,4,4,4,4,4", "--repeats", "1"),
             *("--threads", "1", "--out", str(out)),
@@ -127,7 +127,7 @@ def test_cost_table_runs_quick_on_cpu(tmp_path):
     out = tmp_path / "cost_table.json"
     proc = _run(
         [
-            str(ROOT / "benchmarks" / "cost_table.py"),
+            str(ROOT / "benchmarks" / "speed" / "cost_table.py"),
             *("--quick", "--precision", "fp32", "--threads", "1", "--out", str(out)),
         ],
         tmp_path,
@@ -157,7 +157,7 @@ def test_cost_table_runs_quick_on_cpu(tmp_path):
     assert all(value > 0 for value in table["step_ratios"].values())
     assert "## 32x32 px, fp32" in proc.stdout and "P-TELU / ReLU" in proc.stdout
     md = _run(
-        [str(ROOT / "benchmarks" / "cost_table.py"), "--markdown", str(out)],
+        [str(ROOT / "benchmarks" / "speed" / "cost_table.py"), "--markdown", str(out)],
         tmp_path,
         timeout=120,
     )

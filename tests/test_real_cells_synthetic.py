@@ -1,7 +1,7 @@
 """The synthetic default against the real C-NMC cells of ../shared/data/real.
 
 Calibration subjects only: the evaluation subjects measure transfer
-(benchmarks/real_cells.py) and are never tuned to.
+(benchmarks/data/real_cells.py) and are never tuned to.
 """
 
 from pathlib import Path

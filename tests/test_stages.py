@@ -160,7 +160,7 @@ def test_stage_defining_parameters_are_refused(key, value):
 
 def test_fusion_stage_equals_prefit_fusion_of_its_single_stages(tiny_cells):
     """Stage-3 in-sample = fusing separately trained Stage-1 and Stage-2 nets
-    (the paper's procedure; benchmarks/stage_accuracy.py relies on it)."""
+    (the paper's procedure; benchmarks/accuracy/stage_accuracy.py relies on it)."""
     from sklearn_leuko.ensemble import default_final_estimator
 
     d = tiny_cells

@@ -2,8 +2,8 @@
 
 Measured on this project's 2-core CPU, Stage-1 at 350x350: prediction
 through the estimator 1.35x faster after 7.5 s of compilation
-(``benchmarks/bench_compile_predict.py``), training 1.04x in a plain loop
-(``benchmarks/bench_compile.py``: no gain), so only inference is compiled. The compiled
+(``benchmarks/speed/compile_estimator.py``), training 1.04x in a plain loop
+(``benchmarks/speed/compile_loop.py``: no gain), so only inference is compiled. The compiled
 callables are kept beside the fitted module and never saved: a model file
 holds the plain module, and a loaded model compiles again on first use.
 """

@@ -183,7 +183,7 @@ class LeukoNetClassifier(
     channels_last : {"auto", True, False}, default="auto"
         Channels-last memory format for the network input; ``"auto"`` enables
         it (faster on CUDA and on the CPU; measured in
-        ``benchmarks/bench_training.py``).
+        ``benchmarks/speed/bench_training.py``).
     preprocessing_fit_samples : int, default=512
         How many training images fit the preprocessing (bounded memory).
     checkpoint_dir : str or path-like or None, default=None
@@ -222,7 +222,7 @@ class LeukoNetClassifier(
         unchanged; set it after fit
         (``clf.set_params(tta=8).predict_proba(X)``) without refitting.
         Cost: ``n`` views take ``n`` times the inference time (measured in
-        ``benchmarks/tta_effect.py``). In a fused stage
+        ``benchmarks/accuracy/tta_effect.py``). In a fused stage
         (:class:`~sklearn_leuko.FeatureFusionClassifier`) set its ``tta``
         instead, which applies to all its fitted networks.
     compile : bool, default=False
@@ -232,8 +232,8 @@ class LeukoNetClassifier(
         for each batch shape compiles (about 5 s at 350x350 on a 2-core CPU;
         the last, smaller batch of a prediction once more); then, measured
         on that CPU, prediction ran 1.35x faster (113 -> 153 cells/s,
-        ``benchmarks/bench_compile_predict.py``). Training is not compiled
-        (1.04x in ``benchmarks/bench_compile.py``: no gain). Needs
+        ``benchmarks/speed/compile_estimator.py``). Training is not compiled
+        (1.04x in ``benchmarks/speed/compile_loop.py``: no gain). Needs
         a C++ compiler on the CPU and Triton on CUDA. Settable after fit;
         model files keep the plain module and compile again when loaded.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
@@ -552,7 +552,7 @@ class LeukoNetClassifier(
             and kind == self.input_kind_ == "rgb"
             and tuple(X.shape[1:]) != self.input_shape_
         ):
-            from ..datasets._geometry import fit_to_geometry
+            from ..datasets._fit_geometry import fit_to_geometry
 
             # the scale contract: new images get the training crop and size
             X = fit_to_geometry(list(X), geometry)

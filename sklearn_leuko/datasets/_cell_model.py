@@ -6,7 +6,7 @@ scalars, before any pixel exists; they never see ``image_size`` (lengths are
 in pixels of the 450 px C-NMC canvas), so the same ``random_state`` gives the
 same cells at every image size. The numbers are fitted to the 36 cells of
 the 14 calibration subjects of ``../shared/data/real/cnmc2019`` by
-``benchmarks/real_cells.py`` (statistics of
+``benchmarks/data/real_cells.py`` (statistics of
 :func:`~sklearn_leuko.datasets._realism.cell_statistics`); the evaluation
 subjects were used only to measure transfer.
 """

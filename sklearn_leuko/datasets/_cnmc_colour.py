@@ -2,7 +2,7 @@
 
 Measured on the 36 cells of the 14 *calibration* subjects of
 ``../shared/data/real/cnmc2019`` (``subjects.csv``), pixels of each cell
-eroded by 3 px (``benchmarks/real_cells.py`` re-measures them). Used by the
+eroded by 3 px (``benchmarks/data/real_cells.py`` re-measures them). Used by the
 synthetic generator (:mod:`._render`) and by the named stain matrix
 ``"cnmc"`` of :class:`~sklearn_leuko.preprocessing.StainDeconvolution`.
 """

@@ -1,6 +1,6 @@
 """Statistics of segmented single-cell images, to compare real and synthetic cells.
 
-Used by :func:`make_cells`'s calibration (``benchmarks/real_cells.py``) and
+Used by :func:`make_cells`'s calibration (``benchmarks/data/real_cells.py``) and
 its tests: each statistic is measured per cell on uint8 RGB images with a
 black background, the layout of C-NMC 2019 and of :func:`make_cells`. Sizes
 are fractions of the canvas and lengths of texture filters are in pixels of

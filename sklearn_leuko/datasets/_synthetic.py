@@ -119,7 +119,7 @@ def make_cells(
     **Calibration.** Every number was fitted to the 36 real cells of the 14
     *calibration* subjects of ``../shared/data/real/cnmc2019``
     (``subjects.csv``), measured on the raw 450 px images by
-    ``benchmarks/real_cells.py``; the 15 evaluation subjects were kept for
+    ``benchmarks/data/real_cells.py``; the 15 evaluation subjects were kept for
     measuring transfer. Real values are given as ``all`` / ``hem``.
 
     **Generative model.** Each cell has a latent blast score

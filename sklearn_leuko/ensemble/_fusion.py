@@ -42,7 +42,7 @@ def default_final_estimator():
     A single linear layer with softmax trained by cross-entropy, as in the
     paper, with scikit-learn's default L2 penalty (``C=1``). Standardising the
     bilinear features first was measured and did not help (synthetic cells,
-    ``benchmarks/stage_accuracy.py``: Stage-3C 79.4% accuracy without,
+    ``benchmarks/accuracy/stage_accuracy.py``: Stage-3C 79.4% accuracy without,
     77.3% with a ``StandardScaler``, 3 subject-level folds, differences within
     the fold spread), so the default stays the plain linear layer.
 
@@ -141,7 +141,7 @@ class FeatureFusionClassifier(
           have no common meaning across networks trained on different data.
           The final layer learns on the fold networks' features but predicts
           from the refitted networks' features, and it degenerates to one
-          class: in ``benchmarks/stage_accuracy.py`` (synthetic cells, 3
+          class: in ``benchmarks/accuracy/stage_accuracy.py`` (synthetic cells, 3
           subject-level folds) out-of-fold Stage-3C scored 66.7% accuracy
           with F1 0 for "hem" (every cell called "all"), 42.1% with a
           standardised final layer, against 79.4% in-sample. Prefer

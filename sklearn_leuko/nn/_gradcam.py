@@ -106,7 +106,7 @@ def grad_cam(module, X, target_index, *, layer=None, batch_size=64):
     a spatial layout. The backward pass then only crosses the network's head
     (pooling and linear layer), so a heatmap costs little more than a
     forward pass (1.0-1.3 times on a 2-core CPU at 350x350,
-    ``benchmarks/gradcam_sanity.py``).
+    ``benchmarks/accuracy/gradcam_sanity.py``).
 
     A caveat of the Basic Network: its head (signed square root and L2
     normalisation of the bilinear pooling) is invariant to the scale of the

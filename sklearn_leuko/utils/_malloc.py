@@ -4,7 +4,7 @@ At 350x350 every batch allocates and frees tensors of tens of megabytes.
 glibc's ``malloc`` serves such blocks with ``mmap`` and hands them back to
 the kernel on ``free``; the next batch then touches fresh pages, and the
 kernel zero-fills each one. Measured on this project's 2-core CPU
-(``benchmarks/bench_training.py``): half of a Stage-1 fit's time was system
+(``benchmarks/speed/bench_training.py``): half of a Stage-1 fit's time was system
 time, and inference ran at 0.45x of what it does with the memory kept.
 """
 

@@ -11,7 +11,7 @@ median of ``--repeats`` timed runs, interleaved over the view counts so that
 the load of a shared machine hits them alike) with its factor against
 ``tta=1``.
 
-    nice -n 10 python benchmarks/tta_effect.py        # ~10 min on 2 busy cores
+    nice -n 10 python benchmarks/accuracy/tta_effect.py        # ~10 min on 2 busy cores
 
 Results go to ``benchmarks/results/tta_effect.json`` (``--out``), with the
 machine, the load average before and after, the arguments and every fold's
@@ -33,7 +33,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn_leuko import __version__, make_stage
 from sklearn_leuko.datasets import make_cells
 
-RESULTS = Path(__file__).parent / "results" / "tta_effect.json"
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "tta_effect.json"
 VIEWS = (1, 2, 4, 8)
 
 

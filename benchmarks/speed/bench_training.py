@@ -15,9 +15,9 @@ in memory (on the device) everywhere (see ``_loops.py``). Two plain loops:
 Plain skorch (float32, out of the box, on the precomputed arrays) is shown
 for reference.
 
-    python benchmarks/bench_training.py --size 350 --n 256 --epochs 2 \\
+    python benchmarks/speed/bench_training.py --size 350 --n 256 --epochs 2 \\
         --out benchmarks/results/training_cpu_350.json        # the README's CPU figures
-    python benchmarks/bench_training.py --device cuda --size 350 --n 4096 --epochs 2
+    python benchmarks/speed/bench_training.py --device cuda --size 350 --n 4096 --epochs 2
 
 bf16 rows run where bfloat16 is native (CUDA, CPUs with AVX512-BF16/AMX);
 ``--emulated-bf16`` forces them on other CPUs, to show what emulation costs
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # _loops.py
 
 from _loops import (  # noqa: E402
     library,

@@ -21,8 +21,8 @@ compare stages under one protocol; they say nothing about the paper's values.
 
 Run::
 
-    python benchmarks/stage_accuracy.py            # 5-15 min on 2 busy CPU cores
-    python benchmarks/stage_accuracy.py --oof      # adds the out-of-fold fusion
+    python benchmarks/accuracy/stage_accuracy.py            # 5-15 min on 2 busy CPU cores
+    python benchmarks/accuracy/stage_accuracy.py --oof      # adds the out-of-fold fusion
 """
 
 import argparse

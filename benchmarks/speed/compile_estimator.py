@@ -6,7 +6,7 @@ includes the compilation (reported apart), the best of ``--repeats`` later
 calls is the steady state. Run with ``reuse_freed_memory()`` like the
 ``sklearn-leuko`` program.
 
-    python benchmarks/bench_compile_predict.py --n 256
+    python benchmarks/speed/compile_estimator.py --n 256
 """
 
 import argparse
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # _loops.py
 
 from _loops import compiled_prediction  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Does Grad-CAM point at the cell? A meaning check on synthetic cells, and its cost.
 
-    python benchmarks/gradcam_sanity.py    # 2 x 5 fits, 15-40 min on 2 busy cores
-    python benchmarks/gradcam_sanity.py --seeds 0 1 --augment all --png /tmp/cam.png
+    python benchmarks/accuracy/gradcam_sanity.py    # 2 x 5 fits, 15-40 min on 2 busy cores
+    python benchmarks/accuracy/gradcam_sanity.py --seeds 0 1 --augment all --png /tmp/cam.png
 
 For each seed and each ``--augment`` mode: ``make_cells(return_masks=True)``
 (24 subjects x 24 cells, 128x128, so the last conv block is a 4x4 map); a

@@ -1,6 +1,6 @@
 """Stage-1 in Pipeline form under subject-level GroupKFold vs the majority baseline.
 
-    python benchmarks/stage1_accuracy.py
+    python benchmarks/accuracy/stage1_vs_majority.py
 
 ``Pipeline([("od", StainDeconvolution()), ("net", LeukoNetClassifier(...))])`` on
 synthetic cells; subject IDs reach the outer split and the network's inner split.

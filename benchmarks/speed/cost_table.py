@@ -1,8 +1,8 @@
 """One cost table: cells/s of every kind of training step and prediction, side by side.
 
-    python benchmarks/cost_table.py                  # 128 and 350 px, fp32 and bf16
-    python benchmarks/cost_table.py --quick          # tiny, seconds (CI, smoke test)
-    python benchmarks/cost_table.py --sizes 128 --precision bf16 --n 512
+    python benchmarks/speed/cost_table.py                  # 128 and 350 px, fp32 and bf16
+    python benchmarks/speed/cost_table.py --quick          # tiny, seconds (CI, smoke test)
+    python benchmarks/speed/cost_table.py --sizes 128 --precision bf16 --n 512
 
 Every variant trains the default BasicNetwork (Adam, lr 1e-3, batch 32) on
 the same synthetic cells, in the same precision, on the same device. One
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/: _loops.py, results/
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
@@ -291,7 +291,7 @@ def main(argv=None):
         "args": vars(args),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "command": " ".join(
-            ["python", "benchmarks/cost_table.py", *(argv or sys.argv[1:])]
+            ["python", "benchmarks/speed/cost_table.py", *(argv or sys.argv[1:])]
         ),
         "tables": {},
     }

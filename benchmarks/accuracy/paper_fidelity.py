@@ -12,8 +12,8 @@ Subject-level protocol (``sklearn_leuko.evaluation.run_protocol``) on synthetic
 3. ``--throughput``: training cells/s of Stage-1 at 350x350 with the learnable
    SD-Layer vs the fixed deconvolution (the layer must cost <= 5%).
 
-    python benchmarks/paper_fidelity.py                  # 1 and 2 (~15 min on 2 cores)
-    python benchmarks/paper_fidelity.py --throughput     # 3 (~2 min per precision)
+    python benchmarks/accuracy/paper_fidelity.py                  # 1 and 2 (~15 min on 2 cores)
+    python benchmarks/accuracy/paper_fidelity.py --throughput     # 3 (~2 min per precision)
 
 Results go to ``benchmarks/results/paper_fidelity.json``.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # _loops.py
 
 from _loops import fresh_module, train_epochs  # noqa: E402
 
@@ -40,7 +40,7 @@ from sklearn_leuko.evaluation import run_protocol  # noqa: E402
 from sklearn_leuko.nn import cpu_has_native_bf16  # noqa: E402
 from sklearn_leuko.utils import reuse_freed_memory  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "paper_fidelity.json"
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "paper_fidelity.json"
 
 
 def _angles(initial, learnt):

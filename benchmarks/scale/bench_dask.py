@@ -14,8 +14,8 @@ Stage-1 network) runs three ways:
 All three must give the same scores (checked): the fits are seeded and
 single-threaded reductions are reproducible.
 
-    python benchmarks/bench_dask.py                      # 2 local workers
-    python benchmarks/bench_dask.py --scheduler tcp://host:8786 --size 128 --epochs 5
+    python benchmarks/scale/bench_dask.py                      # 2 local workers
+    python benchmarks/scale/bench_dask.py --scheduler tcp://host:8786 --size 128 --epochs 5
 """
 
 import argparse

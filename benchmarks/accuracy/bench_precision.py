@@ -8,7 +8,7 @@ folds and seeds, and reports accuracy and weighted F1 as mean +- std over
 folds, plus the paired per-fold differences. bfloat16 is "within noise" when
 the mean difference is smaller than the fold-to-fold standard deviation.
 
-    python benchmarks/bench_precision.py --out benchmarks/results/precision_cpu.json
+    python benchmarks/accuracy/bench_precision.py --out benchmarks/results/precision_cpu.json
 
 On a CPU without native bfloat16 the library refuses ``mixed_precision=True``
 (emulation is slower than float32); this script then emulates it on purpose
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sklearn_leuko import LeukoNetClassifier  # noqa: E402
 from sklearn_leuko.datasets import make_cells  # noqa: E402

@@ -14,8 +14,8 @@ then the speed-up over the naive loop (every path: best of ``--repeat`` runs), t
 (LogDCT; stains differ by the documented factor 6 of skimage's normalised OD)
 and the peak memory growth of ``transform`` against the size of its output.
 
-    python benchmarks/bench_preprocessing.py
-    python benchmarks/bench_preprocessing.py --n-images 200 --device cuda
+    python benchmarks/speed/bench_preprocessing.py
+    python benchmarks/speed/bench_preprocessing.py --n-images 200 --device cuda
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """Real C-NMC cells against ``make_cells``: realism table, real-vs-synthetic AUC, transfer.
 
-    python benchmarks/real_cells.py --data ../shared/data/real/cnmc2019
-    python benchmarks/real_cells.py --data ../shared/data/real/cnmc2019 --quick
+    python benchmarks/data/real_cells.py --data ../shared/data/real/cnmc2019
+    python benchmarks/data/real_cells.py --data ../shared/data/real/cnmc2019 --quick
 
 1. Statistics of :func:`sklearn_leuko.datasets._realism.cell_statistics` per
    class on the raw 450 px real cells (calibration subjects, the ones
@@ -231,7 +231,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small and fast run")
     parser.add_argument(
         "--out",
-        default=str(Path(__file__).parent / "results" / "real_cells.json"),
+        default=str(Path(__file__).resolve().parents[1] / "results" / "real_cells.json"),
     )
     args = parser.parse_args(argv)
     if args.quick:

@@ -1,8 +1,8 @@
 """Bring your own microscope: stain normalisation, segmentation, out-of-domain flag.
 
-    python benchmarks/own_microscope.py --data ../shared/data/real
-    python benchmarks/own_microscope.py --data ../shared/data/real --quick
-    python benchmarks/own_microscope.py --data ../shared/data/real --parts segment
+    python benchmarks/data/own_microscope.py --data ../shared/data/real
+    python benchmarks/data/own_microscope.py --data ../shared/data/real --quick
+    python benchmarks/data/own_microscope.py --data ../shared/data/real --parts segment
 
 Three parts (``--parts``, default all):
 

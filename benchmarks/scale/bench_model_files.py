@@ -11,7 +11,7 @@
   ``checkpoint_dir`` fit hashes once at its start), plus the time to refuse a
   small file whose config claims ``widths=[4096]*6``.
 
-    python benchmarks/bench_model_files.py            # writes results/model_files.json
+    python benchmarks/scale/bench_model_files.py            # writes results/model_files.json
 """
 
 import io
@@ -88,7 +88,7 @@ def main():
         "sizes": sizes(),
         "hash_1gb": hash_time(),
     }
-    out = Path(__file__).parent / "results" / "model_files.json"
+    out = Path(__file__).resolve().parents[1] / "results" / "model_files.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
 

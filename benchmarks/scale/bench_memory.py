@@ -11,8 +11,8 @@ of that process; the target is 1.6x the uint8 input.
 Network widths are kept narrow so the benchmark finishes on a CPU: memory is
 driven by the data path, not by the width of the network.
 
-    python benchmarks/bench_memory.py                    # all stages, full scale
-    python benchmarks/bench_memory.py --n 2000 --stages 1 3C
+    python benchmarks/scale/bench_memory.py                    # all stages, full scale
+    python benchmarks/scale/bench_memory.py --n 2000 --stages 1 3C
 """
 
 import argparse

@@ -12,8 +12,8 @@ Prints, in one run:
    ``class_separation=0`` (no class signal: GroupKFold at chance, KFold still
    high from memorised subjects).
 
-    python benchmarks/bench_datasets.py
-    python benchmarks/bench_datasets.py --n-small 1000 --n-large 50 --seeds 1
+    python benchmarks/data/bench_datasets.py
+    python benchmarks/data/bench_datasets.py --n-small 1000 --n-large 50 --seeds 1
 """
 
 import argparse

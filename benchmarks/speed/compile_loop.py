@@ -8,8 +8,8 @@ steady-state cells/s after it, eager and compiled, interleaved, best of
 ``--repeats``. The library offers no ``compile`` option unless this shows a
 gain on the device it runs on.
 
-    python benchmarks/bench_compile.py --size 350 --n 64          # CPU (needs gcc)
-    python benchmarks/bench_compile.py --device cuda --size 350 --n 1024
+    python benchmarks/speed/compile_loop.py --size 350 --n 64          # CPU (needs gcc)
+    python benchmarks/speed/compile_loop.py --device cuda --size 350 --n 1024
 """
 
 import argparse
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # _loops.py
 
 from _loops import (  # noqa: E402
     fresh_module,
