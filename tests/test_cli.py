@@ -525,3 +525,52 @@ def test_synthetic_model_sees_real_450px_cells_whole(tmp_path):
     classes = [str(c) for c in fitted.classes_]
     p_all = _predicted_p_all(out)
     np.testing.assert_allclose(p_all, expected[:, classes.index("all")], atol=1e-5)
+
+
+def test_predict_data_takes_a_csv_in_its_row_order(tmp_path):
+    from PIL import Image
+
+    from sklearn_leuko.datasets import make_cells, write_cnmc
+
+    cells = make_cells(n_subjects=8, cells_per_subject=4, image_size=24, random_state=0)
+    write_cnmc(cells, tmp_path / "C-NMC_training_data", random_state=0)
+    model = tmp_path / "model.safetensors"
+    proc = run_cli(
+        "train",
+        "--stage",
+        "1",
+        "--data",
+        str(tmp_path),
+        *TINY_NETS,
+        "--model",
+        str(model),
+    )
+    assert proc.returncode == 0, proc.stderr
+    own = tmp_path / "own"
+    (own / "imgs").mkdir(parents=True)
+    rows = ["path,label,subject"]
+    for i, name in enumerate(["b.png", "=a.png", "c.png"]):
+        Image.fromarray(cells.images[i]).save(own / "imgs" / name)
+        rows.append(f"imgs/{name},{cells.target[i]},S{i}")
+    (own / "labels.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "pred.csv"
+    proc = run_cli(
+        "predict",
+        "--model",
+        str(model),
+        "--data",
+        str(own / "labels.csv"),
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    with open(out) as handle:
+        names = [row["filename"] for row in csv.DictReader(handle)]
+    # the CSV's order, paths relative to it, the formula-like name escaped
+    assert names == [
+        "imgs/b.png",
+        "'imgs/=a.png".replace("'imgs/=", "imgs/="),
+        "imgs/c.png",
+    ]
+    proc = run_cli("predict", "--model", str(model), "--data", str(own / "none.csv"))
+    assert proc.returncode != 0 and "none.csv" in proc.stderr

@@ -444,11 +444,18 @@ def build_parser():
         help="model file written by 'train' (.joblib: only from sources you "
         "trust, loading it runs code; .safetensors: safe)",
     )
-    group.add_argument(
+    inputs = group.add_mutually_exclusive_group(required=True)
+    inputs.add_argument(
         "--images",
-        required=True,
         metavar="DIR",
         help="folder of cell images (not searched recursively)",
+    )
+    inputs.add_argument(
+        "--data",
+        metavar="PATH",
+        help="the images of a CSV with a path column (paths relative to the CSV), "
+        "of class folders or of a C-NMC tree, in their order; the output names "
+        "each image by its path relative to the CSV or folder",
     )
     group.add_argument(
         "--out",

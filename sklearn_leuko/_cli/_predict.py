@@ -42,6 +42,27 @@ def _list_images(folder, console):
     return sorted(paths, key=_natural_key)
 
 
+def _data_images(source):
+    """Image paths of ``--data`` (CSV, class folders, C-NMC tree) and their names."""
+    from ..datasets._load_images import source_records
+
+    try:
+        records, _ = source_records(source)
+    except ValueError as exc:
+        raise CLIError(f"--data {source}: {one_line(exc)}") from None
+    if not records:
+        raise CLIError(f"--data {source}: no images in it.")
+    base = (source.parent if source.is_file() else source).resolve()
+    paths = [Path(record[0]) for record in records]
+    names = []
+    for path in paths:
+        try:
+            names.append(str(path.resolve().relative_to(base)))
+        except ValueError:
+            names.append(str(path))
+    return paths, names
+
+
 def _count_resized(paths, width, height):
     from PIL import Image
 
@@ -78,7 +99,11 @@ def cmd_predict(args, console):
 
     if not Path(args.model).exists():
         raise CLIError(f"--model {args.model}: no such file.")
-    paths = _list_images(Path(args.images), console)
+    if args.data is not None:
+        paths, names = _data_images(Path(args.data))
+    else:
+        paths = _list_images(Path(args.images), console)
+        names = [path.name for path in paths]
     try:
         out = check_writable(args.out, "--out")
     except ValueError as exc:
@@ -143,13 +168,14 @@ def cmd_predict(args, console):
                     if has_domain
                     else [None] * len(chunk)
                 )
-                for path, p, flag in zip(chunk, p_all, flags, strict=True):
+                chunk_names = names[start : start + args.batch_size]
+                for name, p, flag in zip(chunk_names, p_all, flags, strict=True):
                     label = CANCER_LABEL if p >= 0.5 else NORMAL_LABEL
                     counts[label] += 1
                     outside += flag is not None and not flag
                     domain = "" if flag is None else str(bool(flag)).lower()
                     writer.writerow(
-                        [escape_csv_cell(path.name), label, f"{p:.6f}", domain]
+                        [escape_csv_cell(name), label, f"{p:.6f}", domain]
                     )
                 bar.update(len(chunk))
         finally:

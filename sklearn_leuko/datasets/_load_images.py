@@ -166,6 +166,25 @@ def _cnmc_records(root):
     ]
 
 
+def source_records(source, columns=("path", "label", "subject")):
+    """``(records, description)`` of a CSV, class folders or a C-NMC tree.
+
+    ``records`` are ``(path, label, subject, where)`` in the source's order;
+    every bad entry is refused with a ``ValueError`` naming it.
+    """
+    source = Path(source)
+    if source.is_file():
+        return _csv_records(source, columns), f"CSV {source}"
+    if source.is_dir():
+        if _find_training(source) is not None:
+            return _cnmc_records(source), f"C-NMC tree {source}"
+        return _folder_records(source), f"class folders {source}"
+    raise ValueError(
+        f"source={str(source)!r} does not exist: pass a CSV file "
+        "(path,label,subject), a folder of class folders or a C-NMC tree."
+    )
+
+
 def _fill_subjects(records, no_subject, source):
     empty = [r for r in records if not r[2]]
     if not empty:
@@ -334,21 +353,7 @@ def load_images(
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string, got {value!r}.")
     source = Path(source)
-    if source.is_file():
-        records = _csv_records(source, (path_column, label_column, subject_column))
-        what = f"CSV {source}"
-    elif source.is_dir():
-        if _find_training(source) is not None:
-            records = _cnmc_records(source)
-            what = f"C-NMC tree {source}"
-        else:
-            records = _folder_records(source)
-            what = f"class folders {source}"
-    else:
-        raise ValueError(
-            f"source={str(source)!r} does not exist: pass a CSV file "
-            "(path,label,subject), a folder of class folders or a C-NMC tree."
-        )
+    records, what = source_records(source, (path_column, label_column, subject_column))
     groups = _fill_subjects(records, no_subject, what)
     images, sizes = [], []
     for path, _label, _subject, where in records:
