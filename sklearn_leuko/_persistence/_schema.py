@@ -573,7 +573,25 @@ def _check_fusion(est, field, path):
             f"{field}.state.final_estimator_",
             "its classes_ must be the encoded labels 0..n_classes-1",
         )
+    for i, member in enumerate(members):
+        member_classes = getattr(_final_step(member), "classes_", None)
+        if member_classes is not None and not _same_labels(
+            member_classes, est.classes_
+        ):
+            raise fail(
+                path,
+                f"{field}.state.estimators_[{i}] classes_",
+                f"{list(member_classes)!r} disagree with the fusion's classes_ "
+                f"{list(est.classes_)!r}",
+            )
     widths = [getattr(_final_step(m), "n_features_out_", None) for m in members]
+    per_estimator = getattr(est, "n_features_per_estimator_", None)
+    if per_estimator is not None and list(per_estimator) != widths:
+        raise fail(
+            path,
+            f"{field}.state.n_features_per_estimator_",
+            f"{per_estimator!r} disagrees with the networks' features {widths}",
+        )
     if all(_is_int(w, 1) for w in widths) and sum(widths) != est.n_features_out_:
         raise fail(
             path,
