@@ -16,6 +16,7 @@ from sklearn_leuko.utils._escape import (
     escape_csv_cell,
     escape_csv_frame,
     escape_markdown,
+    escape_mathtext,
 )
 from sklearn_leuko.utils._files import atomic_write, check_writable
 from sklearn_leuko.utils._image_limits import max_image_pixels
@@ -75,6 +76,27 @@ def test_dollar_in_titles_is_plain_text(tmp_path):
         images, heat, tmp_path / "h.png", titles=["UID_$\\frac{$_1.bmp"]
     )
     assert path.stat().st_size > 0
+
+
+BROKEN_MATH = "UID_$\\frac{$_1"  # with mathtext on, drawing this raises
+
+
+def test_dollar_in_legend_and_tick_labels_is_plain_text(tmp_path):
+    from sklearn_leuko.report import (
+        plot_calibration,
+        plot_fold_metrics,
+        plot_roc_curves,
+    )
+
+    y = np.array(["all", "hem"] * 8)
+    p = np.linspace(0.05, 0.95, 16)
+    for plot in (plot_roc_curves, plot_calibration):
+        path = plot({BROKEN_MATH: (y, p)}, tmp_path / f"{plot.__name__}.png")
+        assert path.stat().st_size > 0
+    columns = pd.MultiIndex.from_product([["Val0", "Test"], ["Acc", "F1-N"]])
+    table = pd.DataFrame([[80.0, 70.0, 75.0, 65.0]], [BROKEN_MATH], columns)
+    assert plot_fold_metrics(table, tmp_path / "bars.png").stat().st_size > 0
+    assert escape_mathtext("a$b$c") == "a\\$b\\$c"
 
 
 # ---------------------------------------------------------- image size limits

@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import confusion_matrix
 
 from ..metrics import as_cnmc_labels
+from ..utils._escape import escape_mathtext
 from ..utils._files import atomic_write
 
 __all__ = ["plot_confusion_matrix", "plot_fold_metrics", "plot_history"]
@@ -198,7 +199,7 @@ def plot_fold_metrics(table2_df, path, *, title=None):
         ax.set_axisbelow(True)
     axes[-1].set_xticks(
         x,
-        models,
+        [escape_mathtext(model) for model in models],
         rotation=20 if len(models) > 3 else 0,
         ha="right" if len(models) > 3 else "center",
     )

@@ -7,6 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..metrics import as_cnmc_labels
+from ..utils._escape import escape_mathtext
 from ._plots import _save
 
 __all__ = ["plot_calibration", "plot_roc_curves"]
@@ -90,7 +91,9 @@ def plot_roc_curves(curves, path, *, title=None):
     for label, is_all, p_all in rows:
         fpr, tpr, _ = roc_curve(is_all, p_all)
         auc = roc_auc_score(is_all, p_all)
-        ax.plot(fpr, tpr, linewidth=1.6, label=f"{label} (AUC {auc:.3f})")
+        ax.plot(
+            fpr, tpr, linewidth=1.6, label=f"{escape_mathtext(label)} (AUC {auc:.3f})"
+        )
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
@@ -176,7 +179,7 @@ def plot_calibration(curves, path, *, n_bins=10, title=None):
             marker="o",
             markersize=4,
             linewidth=1.4,
-            label=f"{label} (Brier {brier:.3f})",
+            label=f"{escape_mathtext(label)} (Brier {brier:.3f})",
         )
         ax_hist.stairs(counts, edges, color=line.get_color(), linewidth=1.4)
     ax.set_xlim(-0.01, 1.01)

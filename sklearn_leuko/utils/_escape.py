@@ -11,10 +11,12 @@ library writes that format:
   formula to a spreadsheet (CSV injection, OWASP); it gets a leading ``'``.
   Numbers are never changed: ``-0.5`` stays a number;
 - matplotlib: figures that show user strings draw them with
-  ``parse_math=False``, so a ``$`` is a dollar sign, never mathtext.
+  ``parse_math=False`` (titles) or through :func:`escape_mathtext` (tick
+  labels and legend entries, which have no such switch), so a ``$`` is a
+  dollar sign, never mathtext.
 """
 
-__all__ = ["escape_csv_cell", "escape_csv_frame", "escape_markdown"]
+__all__ = ["escape_csv_cell", "escape_csv_frame", "escape_markdown", "escape_mathtext"]
 
 _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _MARKDOWN = {"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;"}
@@ -31,6 +33,19 @@ def escape_markdown(text):
     text = str(text)
     out = "".join(_MARKDOWN.get(ch, ch) for ch in text)
     return " ".join(out.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+
+
+def escape_mathtext(text):
+    """``text`` that matplotlib draws as plain text, never as mathtext.
+
+    Every ``$`` becomes ``\\$``, which matplotlib draws as a dollar sign.
+
+    Examples
+    --------
+    >>> escape_mathtext("UID_$x$.bmp")
+    'UID_\\\\$x\\\\$.bmp'
+    """
+    return str(text).replace("$", "\\$")
 
 
 def escape_csv_cell(value):
