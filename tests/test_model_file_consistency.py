@@ -76,7 +76,21 @@ def _bump_input_channels(tree, k):
     return "input_shape_"
 
 
+def _reorder_kept_names(tree):
+    tree["state"]["_kept_names"] = tree["state"]["_kept_names"][::-1]
+    return "_kept_names"
+
+
+def _bump_member_image_size(tree, k):
+    shape = _at(tree, MEMBER)["input_shape_"]
+    node = shape["__tuple__"] if isinstance(shape, dict) else shape
+    node[0] += k
+    return r"estimators_\[1\] input_shape_: .* estimators_\[0\]"
+
+
 EDITS = {
+    "kept names": lambda tree, k: _reorder_kept_names(tree),
+    "member image size": _bump_member_image_size,
     "input channels": _bump_input_channels,
     "member classes": lambda tree, k: _swap_member_classes(tree),
     "per-estimator widths": _bump_per_estimator,

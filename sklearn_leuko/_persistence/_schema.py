@@ -34,6 +34,8 @@ import numbers
 
 import numpy as np
 
+from ._consistency import check_fusion_members
+
 __all__ = [
     "FITTED_CHECKS",
     "MAX_DEPTH",
@@ -563,6 +565,7 @@ def _check_fusion(est, field, path):
         raise fail(
             path, f"{field}.state._kept_names", "must name every fitted estimator"
         )
+    check_fusion_members(est, field, path, fail)
     final = est.final_estimator_
     final_classes = getattr(_final_step(final), "classes_", None)
     if final_classes is None or not _same_labels(
