@@ -1,6 +1,7 @@
 """Hostile but realistic inputs: names in outputs, bomb headers, odd targets, layouts."""
 
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -205,3 +206,78 @@ def test_float_rgb_images_get_an_error_naming_what_is_accepted(tiny_cells):
     X = tiny_cells.images[:8].astype(np.float64)
     with pytest.raises(ValueError, match=r"uint8 RGB images .*\[0, 255\].*float32"):
         LeukoNetClassifier(preprocessing="od", **TINY).fit(X, tiny_cells.target[:8])
+
+
+def _tiff_header(width, height):
+    """A float32 RGB TIFF (which Pillow cannot read) claiming width x height."""
+    entries = [  # tag, type (3 SHORT, 4 LONG), count, value or offset
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 3, 200),
+        (259, 3, 1, 1),
+        (262, 3, 1, 2),
+        (273, 4, 1, 220),
+        (277, 3, 1, 3),
+        (278, 4, 1, height),
+        (279, 4, 1, width * height * 12),
+        (284, 3, 1, 1),
+        (339, 3, 3, 210),
+    ]
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        packed = struct.pack("<H" if kind == 3 and count == 1 else "<I", value)
+        ifd += struct.pack("<HHI", tag, kind, count) + packed.ljust(4, b"\0")
+    ifd += struct.pack("<I", 0)
+    head = b"II*\0" + struct.pack("<I", 8) + ifd
+    head = head.ljust(200, b"\0") + struct.pack("<3H", 32, 32, 32).ljust(10, b"\0")
+    return head + struct.pack("<3H", 3, 3, 3).ljust(10, b"\0") + b"\0" * 64
+
+
+def test_tiff_bomb_header_is_refused_before_decoding(tmp_path):
+    import tifffile
+
+    path = tmp_path / "scan.tif"
+    path.write_bytes(_tiff_header(10_000, 10_000))
+    with tifffile.TiffFile(path) as tif:  # the header really claims 100 MP
+        assert tif.series[0].shape == (10_000, 10_000, 3)
+    with pytest.raises(ValueError, match=r"scan\.tif is 10000 x 10000.*limit"):
+        read_images([path])
+
+
+def test_load_cnmc_eager_and_lazy_refuse_a_bomb_by_name(tmp_path):
+    from sklearn_leuko.datasets import load_cnmc, make_cells, write_cnmc
+
+    cells = make_cells(n_subjects=4, cells_per_subject=2, image_size=16)
+    write_cnmc(cells, tmp_path, n_folds=2, random_state=0)
+    bomb = sorted(tmp_path.glob("fold_*/all/*.bmp"))[0]
+    bomb.write_bytes(_bmp_header(60_000, 60_000))
+    with pytest.raises(ValueError, match=f"{bomb.name} is 60000 x 60000.*limit"):
+        load_cnmc(tmp_path)
+    lazy = load_cnmc(tmp_path, lazy=True)
+    with pytest.raises(ValueError, match=f"{bomb.name} is 60000 x 60000.*limit"):
+        read_images(lazy.paths)
+
+
+def test_cli_predict_escapes_names_and_refuses_a_bomb(tmp_path, tiny_cells, capsys):
+    from PIL import Image
+
+    from sklearn_leuko import save_model
+    from sklearn_leuko._cli import main
+
+    model = LeukoNetClassifier(preprocessing="od", **TINY)
+    model.fit(tiny_cells.images[:16], tiny_cells.target[:16])
+    save_model(model, tmp_path / "m.joblib")
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    for i, name in enumerate(["=cmd.png", "-1.png", "plain.png"]):
+        Image.fromarray(tiny_cells.images[i]).save(folder / name)
+    out = tmp_path / "p.csv"
+    argv = ["predict", "--model", str(tmp_path / "m.joblib"), "--images", str(folder)]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    rows = pd.read_csv(out)
+    assert sorted(rows.iloc[:, 0]) == ["'-1.png", "'=cmd.png", "plain.png"]
+    assert pd.api.types.is_float_dtype(rows["p_all"])  # numbers stay numbers
+    (folder / "bomb.bmp").write_bytes(_bmp_header(60_000, 60_000))
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "q.csv"), "--quiet"]) == 1
+    assert re.search(r"bomb\.bmp.*60000 x 60000.*limit", capsys.readouterr().err)

@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 from ..utils._escape import escape_csv_cell
-from ..utils._image_limits import check_image_size
+from ..utils._image_limits import open_image
 from ._console import EXIT_OK, CLIError, one_line
 from ._models import input_shape, load_cli_model, set_tta
 
@@ -64,17 +64,12 @@ def _data_images(source):
 
 
 def _count_resized(paths, width, height):
-    from PIL import Image
-
     resized = 0
     for path in paths:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(path) as img:
-                    check_image_size(path, *img.size)
-                    if img.size != (width, height):
-                        resized += 1
+            with open_image(path) as img:  # over the pixel limit: ValueError
+                if img.size != (width, height):
+                    resized += 1
         except Exception as exc:
             raise CLIError(f"cannot read image {path}: {one_line(exc)}") from None
     return resized
@@ -174,9 +169,7 @@ def cmd_predict(args, console):
                     counts[label] += 1
                     outside += flag is not None and not flag
                     domain = "" if flag is None else str(bool(flag)).lower()
-                    writer.writerow(
-                        [escape_csv_cell(name), label, f"{p:.6f}", domain]
-                    )
+                    writer.writerow([escape_csv_cell(name), label, f"{p:.6f}", domain])
                 bar.update(len(chunk))
         finally:
             bar.close()

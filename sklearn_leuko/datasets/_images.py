@@ -9,12 +9,11 @@ centre by default.
 """
 
 import numbers
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..utils._image_limits import check_image_size
+from ..utils._image_limits import ImageTooLargeError, check_image_size, open_image
 
 __all__ = ["read_images"]
 
@@ -60,30 +59,19 @@ def _refuse_grey(path, what):
 
 def _decode_with_pillow(path):
     """Pixel array of ``path`` (modes mapped to RGB/RGBA) or None if not an image."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            # our own limit (check_image_size) is lower than Pillow's warning's
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise ValueError(
-            f"Image file {path} is too large to decode ({exc}); it was not decoded. "
-            "Crop or downscale it."
-        ) from None
+        opened = open_image(path)  # header only; over the pixel limit: ValueError
     except UnidentifiedImageError:
         return None
+    except ImageTooLargeError:
+        raise
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ValueError(
             f"Cannot read image file {path}: {exc}. The file is corrupt or not a "
             "BMP image; replace or remove it."
         ) from exc
-    try:
-        check_image_size(path, *opened.size)
-    except ValueError:
-        opened.close()
-        raise
     try:
         with opened as img:
             img.load()
