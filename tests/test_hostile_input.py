@@ -5,6 +5,7 @@ import re
 import struct
 import warnings
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -281,3 +282,50 @@ def test_cli_predict_escapes_names_and_refuses_a_bomb(tmp_path, tiny_cells, caps
     capsys.readouterr()
     assert main([*argv, "--out", str(tmp_path / "q.csv"), "--quiet"]) == 1
     assert re.search(r"bomb\.bmp.*60000 x 60000.*limit", capsys.readouterr().err)
+
+
+def test_writer_refuses_a_folder_and_leaves_it(tmp_path):
+    folder = tmp_path / "out.csv"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        with atomic_write(folder, "w") as handle:
+            handle.write("x")
+    with pytest.raises(ValueError, match="is a folder"):
+        check_writable(folder, "--out")
+    assert (folder / "keep.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary left
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_symlink_to_a_fifo_is_refused(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "table.md"
+    link.symlink_to(fifo)
+    with pytest.raises(ValueError, match="FIFO"):
+        with atomic_write(link, "w") as handle:
+            handle.write("x")
+    assert link.is_symlink() and os.readlink(link) == str(fifo)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_write_cnmc_refuses_a_fifo_among_its_targets(tmp_path):
+    import stat
+
+    from sklearn_leuko.datasets import make_cells, write_cnmc
+
+    cells = make_cells(n_subjects=4, cells_per_subject=2, image_size=16)
+    written = write_cnmc(cells, tmp_path, n_folds=2, random_state=0)
+    fifo = Path(written.paths[0])
+    fifo.unlink()
+    os.mkfifo(fifo)
+    # a reader on the pipe, so that a writer that opens it does not block
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with pytest.raises(ValueError, match=f"{fifo.name}.*FIFO"):
+            write_cnmc(cells, tmp_path, n_folds=2, random_state=0, overwrite=True)
+        assert os.read(reader, 1) == b""  # nothing was written into it
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
+from ..utils._files import check_regular_target
 from ..utils._validation import LABEL_CODES
 from ._cnmc_layout import (
     _CSV_HEADER,
@@ -433,6 +434,8 @@ def write_cnmc(
             raise FileExistsError(
                 f"{existing} exists; pass overwrite=True or write into an empty folder."
             )
+    for path in paths + ([csv_path] if subset == "preliminary_test" else []):
+        check_regular_target(path, "write_cnmc target")  # FIFO, device: refused
     for path, image in zip(paths, images, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.ascontiguousarray(image)).save(path, format="BMP")

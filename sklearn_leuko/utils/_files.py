@@ -67,9 +67,7 @@ def check_regular_target(path, what="path"):
         )
     if not stat.S_ISREG(mode):
         kind = (
-            "a folder"
-            if stat.S_ISDIR(mode)
-            else "a FIFO (named pipe)"
+            "a FIFO (named pipe)"
             if stat.S_ISFIFO(mode)
             else "a character device"
             if stat.S_ISCHR(mode)
