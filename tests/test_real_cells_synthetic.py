@@ -38,11 +38,21 @@ def calibration_cells():
 
 
 @pytest.fixture(scope="module")
+def calibration_stats(calibration_cells):
+    return cell_statistics(calibration_cells[0])
+
+
+@pytest.fixture(scope="module")
 def synthetic_450():
     cells = make_cells(
         n_subjects=12, cells_per_subject=4, image_size=450, random_state=0
     )
     return cells.images, cells.target
+
+
+@pytest.fixture(scope="module")
+def synthetic_stats(synthetic_450):
+    return cell_statistics(synthetic_450[0])
 
 
 def _class_means(stats, target):
@@ -52,21 +62,21 @@ def _class_means(stats, target):
 @needs_real
 @pytest.mark.parametrize("statistic", ["area", "od_r", "od_g", "od_b", "od_sd_g"])
 def test_generator_matches_real_calibration_cells(
-    calibration_cells, synthetic_450, statistic
+    calibration_cells, calibration_stats, synthetic_450, synthetic_stats, statistic
 ):
     """Each class mean within 20% of the real calibration cells' (issue 32)."""
     j = CELL_STATISTICS.index(statistic)
-    real = _class_means(cell_statistics(calibration_cells[0]), calibration_cells[1])
-    syn = _class_means(cell_statistics(synthetic_450[0]), synthetic_450[1])
+    real = _class_means(calibration_stats, calibration_cells[1])
+    syn = _class_means(synthetic_stats, synthetic_450[1])
     for c in ("all", "hem"):
         assert abs(syn[c][j] - real[c][j]) <= 0.20 * abs(real[c][j]), (c, statistic)
 
 
 @needs_real
 def test_generator_leukemic_cells_are_larger_and_have_no_pale_halo(
-    calibration_cells, synthetic_450
+    synthetic_450, synthetic_stats
 ):
-    stats = cell_statistics(synthetic_450[0])
+    stats = synthetic_stats
     means = _class_means(stats, synthetic_450[1])
     area, pale = CELL_STATISTICS.index("area"), CELL_STATISTICS.index("pale")
     assert means["all"][area] > means["hem"][area]
