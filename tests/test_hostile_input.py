@@ -191,16 +191,53 @@ def _proba(X, y):
 def test_memory_layout_does_not_change_the_model(tiny_cells, tmp_path):
     X, y = tiny_cells.images[:24], tiny_cells.target[:24]
     reference = _proba(X, y)
-    fortran = np.asfortranarray(X)
-    reversed_view = X[:, ::-1, ::-1][:, ::-1, ::-1]  # negative strides, same values
+    for variant in _layouts(X, tmp_path):
+        np.testing.assert_array_equal(_proba(variant, y), reference)
+
+
+def _layouts(X, tmp_path):
+    """The values of X in other memory layouts."""
+    import torch
+
     readonly = X.copy()
     readonly.setflags(write=False)
     mm = np.lib.format.open_memmap(
-        tmp_path / "x.npy", mode="w+", dtype=X.dtype, shape=X.shape
+        tmp_path / f"x{X.ndim}{X.dtype}.npy", mode="w+", dtype=X.dtype, shape=X.shape
     )
     mm[:] = X
-    for variant in (fortran, reversed_view, readonly, mm):
-        np.testing.assert_array_equal(_proba(variant, y), reference)
+    wide = np.zeros(X.shape[:-1] + (2 * X.shape[-1],), X.dtype)
+    wide[..., ::2] = X
+    variants = [
+        np.asfortranarray(X),
+        X[::-1].copy()[::-1],  # negative strides over the images
+        X[:, :, ::-1].copy()[:, :, ::-1],  # negative strides over the columns
+        wide[..., ::2],  # a strided view
+        readonly,
+        mm,
+        torch.from_numpy(np.asfortranarray(X)),  # a non-contiguous tensor
+    ]
+    for variant in variants:
+        np.testing.assert_array_equal(np.asarray(variant), X)
+    return variants
+
+
+def test_memory_layout_does_not_change_the_preprocessing(tiny_cells, tmp_path):
+    from sklearn_leuko.preprocessing import LogDCT, StainDeconvolution
+
+    X = tiny_cells.images[:12]
+    for stain in ("giemsa", "macenko"):
+        od = StainDeconvolution(stain_matrix=stain, random_state=0)
+        reference = od.fit(X).transform(X)
+        for variant in _layouts(X, tmp_path):
+            got = StainDeconvolution(stain_matrix=stain, random_state=0).fit(variant)
+            np.testing.assert_array_equal(got.transform(variant), reference)
+    dct = LogDCT(threshold="fit").fit(reference)
+    for variant in _layouts(reference, tmp_path):
+        other = LogDCT(threshold="fit").fit(variant)
+        np.testing.assert_array_equal(other.thresholds_, dct.thresholds_)
+        np.testing.assert_array_equal(
+            other.transform(variant), dct.transform(reference)
+        )
 
 
 def test_float_rgb_images_get_an_error_naming_what_is_accepted(tiny_cells):

@@ -21,6 +21,16 @@ __all__ = [
 
 
 def _as_array(X, name):
+    """``X`` as one C-contiguous ndarray, copied only when it is not one already.
+
+    Fortran order, negative strides, strided views, memory maps, read-only
+    arrays and non-contiguous tensors of the same values then give the same
+    results bit for bit: nothing downstream sees the memory layout.
+    """
+    return np.ascontiguousarray(_to_array(X, name))
+
+
+def _to_array(X, name):
     if isinstance(X, np.ndarray):
         return X
     if isinstance(X, (list, tuple)):
