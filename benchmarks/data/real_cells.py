@@ -37,24 +37,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_leuko.datasets import make_cells
 from sklearn_leuko.datasets._realism import CELL_STATISTICS, cell_statistics
 
-# statistics of the table, then the shape and texture ones
-TABLE = (
-    "area",
-    "od_r",
-    "od_g",
-    "od_b",
-    "od_sd_r",
-    "od_sd_g",
-    "od_sd_b",
-    "pale",
-    "solidity",
-    "radial_cv",
-    "texture_fine",
-    "texture_mid",
-    "texture_coarse",
-    "rim_contrast",
-    "hue",
-)
+# the table, then the shape and texture statistics (their order)
+TABLE = CELL_STATISTICS
 
 
 def load_real(folder):
