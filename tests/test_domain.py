@@ -163,3 +163,60 @@ def test_html_report_shows_the_out_of_domain_share(tmp_path):
     match = re.search(r"Out-of-domain cells</h2><p>(\d+) of (\d+) cells", text)
     assert match is not None
     assert int(match[2]) == (result.predictions["Stage-1"]["split"] == "test").sum()
+
+
+def test_input_statistics_are_background_share_and_cell_means():
+    from sklearn_leuko._classifier._domain import input_statistics
+
+    image = np.zeros((1, 4, 4, 3), np.uint8)
+    image[0, :2, :2] = (10, 20, 30)  # a 2x2 "cell" on black: 12 of 16 background
+    stats = input_statistics(image, channels_last=True)
+    np.testing.assert_allclose(stats, [[0.75, 10, 20, 30]])
+    first = input_statistics(np.moveaxis(image, -1, 1).astype(np.float32), False)
+    np.testing.assert_allclose(first, stats)
+    np.testing.assert_allclose(input_statistics(image * 0, True), [[1, 0, 0, 0]])
+
+
+def test_cells_on_a_light_background_are_flagged(fitted, cells):
+    # The same cells, their black background made the light grey of a smear:
+    # the features barely move, the input statistics do.
+    light = cells.images.copy()
+    light[(light == 0).all(axis=-1)] = (235, 215, 200)
+    assert set(fitted.domain_summary_) >= {"input_mean", "input_scale"}
+    assert not fitted.in_domain(light).any()
+    assert fitted.in_domain(cells.images).mean() >= 0.9
+
+
+def test_a_summary_without_the_input_term_still_scores(fitted, tmp_path):
+    from sklearn.base import clone
+
+    from sklearn_leuko._classifier._domain import _INPUT_KEYS
+
+    old = clone(fitted)
+    old.__dict__.update(fitted.__dict__)
+    old.domain_summary_ = {
+        k: v for k, v in fitted.domain_summary_.items() if k not in _INPUT_KEYS
+    }
+    path = tmp_path / "old.safetensors"
+    save_model(old, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = load_model(path)
+    X = fitted_images(fitted)
+    scores = loaded.domain_score(X)
+    assert np.isfinite(scores).all()
+    assert (scores <= fitted.domain_score(X) + 1e-9).all()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"input_scale": np.zeros(4)}, "input_scale positive"),
+        ({"input_scale": np.ones(3)}, "one shape"),
+        ({"input_threshold": -1.0}, "input_threshold"),
+    ],
+)
+def test_a_broken_input_summary_is_refused(fitted, change, message):
+    broken = dict(fitted.domain_summary_, **change)
+    problem = check_domain_summary(broken, fitted.n_features_out_, 2)
+    assert problem is not None and message in problem

@@ -256,10 +256,11 @@ def _domain_section(result, X):
     return (
         f"<h2>Out-of-domain cells</h2><p>{flagged} of {total} cells "
         f"({100 * flagged / total:.1f}%) of the {where} are out of domain for "
-        f"{html.escape(label)}: their penultimate features lie beyond the 99th "
-        "percentile of held-out training cells (class-conditional Mahalanobis, "
-        "<code>domain_score</code> above 1). Expect about 1% for cells like the "
-        "training cells; far more means the images differ from them.</p>"
+        f"{html.escape(label)}: their penultimate features (class-conditional "
+        "Mahalanobis) or their background share and mean colour lie beyond the "
+        "99th percentile of held-out training cells (<code>domain_score</code> "
+        "above 1). Expect 1-3% for cells like the training cells; far more means "
+        "the images differ from them.</p>"
     )
 
 
