@@ -14,6 +14,7 @@ from sklearn.utils import Bunch
 
 from ._cnmc_layout import _IMAGE_SUFFIXES, _examples, _find_training, _is_os_file
 from ._images import _center_fit, _check_center, _check_image_size, _read_one
+from ._segment import Segmentation, check_segment
 
 __all__ = ["load_images"]
 
@@ -216,6 +217,7 @@ def load_images(
     label_column="label",
     subject_column="subject",
     no_subject="error",
+    segment=None,
 ):
     """Load your own cell images from a CSV, class folders or a C-NMC tree.
 
@@ -249,6 +251,12 @@ def load_images(
     **Geometry.** Every image is read as by :func:`read_images` (8-bit RGB,
     alpha on black, grey refused), then
 
+    0. with ``segment``, replaced by its segmented form: a
+       :class:`~sklearn_leuko.preprocessing.CellSegmenter` cuts the white
+       cell out of the crop (a smear crop with red cells on a light
+       background, of any size) and puts it alone on black, its centroid at
+       the centre, on the segmenter's canvas (its ``image_size``; by default
+       the crop's own size). The steps below then apply to that canvas;
     1. cropped (or padded with black) to ``crop_size`` x ``crop_size``
        around its cell's centroid (``center``); with ``crop_size=None`` a
        square image is kept whole and a non-square one is padded to a square
@@ -258,9 +266,13 @@ def load_images(
 
     So ``crop_size=350`` on C-NMC is the paper's crop at native scale, and
     ``image_size=72`` alone is the whole 450 px cell scaled down, the
-    picture ``make_cells(image_size=72)`` draws. The result's ``geometry``
+    picture ``make_cells(image_size=72)`` draws. With ``segment``,
+    ``image_size`` alone scales the whole segmented crop down (the cell
+    keeps its share of the crop), and ``crop_size`` cuts around the cell's
+    centroid, which the segmenter put at the centre, so ``center`` makes no
+    difference. The result's ``geometry``
     records this (``source_size``: the longer side of the largest source
-    image; ``crop_size``: the side cut at native scale; ``image_size``: the
+    image, or of the segmented canvas; ``crop_size``: the side cut at native scale; ``image_size``: the
     side of ``images``); a fitted model keeps its training geometry and new
     images should be loaded with the same ``crop_size`` and ``image_size``.
 
@@ -283,6 +295,17 @@ def load_images(
         if every subject were empty.
     no_subject : {"error", "per_image"}, default="error"
         What to do with images that have no subject (see above).
+    segment : None, bool or CellSegmenter, default=None
+        Segment each image as read (step 0 above), for crops of a smear
+        rather than C-NMC-like cells on black. ``None`` or ``False``: no
+        segmentation. ``True``: ``CellSegmenter()`` (the crop's own size as
+        canvas, ``on_failure="raise"``). A
+        :class:`~sklearn_leuko.preprocessing.CellSegmenter`: a clone of it,
+        with its ``image_size``, ``cell_fraction`` and ``on_failure``. A crop
+        without exactly one white cell is, with ``on_failure="raise"``, a
+        ``ValueError`` naming every such file (all images are read first);
+        with ``on_failure="flag"``, a ``UserWarning`` that counts and names
+        them, and ``segment_status`` in the result.
 
     Returns
     -------
@@ -304,13 +327,21 @@ def load_images(
             What was read (the CSV, folder or tree, with the image count).
         DESCR : str
             Same as ``source``, with the classes and subjects counted.
+        segment_status : ndarray of shape (n_images,), str
+            Only with ``segment``: ``"ok"``, ``"no_cell"`` or
+            ``"several_cells"`` per image (see
+            :func:`~sklearn_leuko.preprocessing.segment_cell`).
 
     Raises
     ------
     ValueError
         For every bad row or file (the message names it), a missing subject
         with ``no_subject="error"``, or images of different sizes that no
-        ``crop_size``/``image_size`` brings to one size.
+        ``crop_size``/``image_size`` brings to one size. With ``segment``
+        and ``on_failure="raise"``, crops where no single white cell was
+        found (the message names the files).
+    TypeError
+        If ``segment`` is not None, a bool or a CellSegmenter.
 
     See Also
     --------
@@ -341,6 +372,7 @@ def load_images(
     image_size = _check_image_size(image_size)
     crop_size = _check_image_size(crop_size)
     center = _check_center(center)
+    segmenter = check_segment(segment)
     if no_subject not in _NO_SUBJECT:
         raise ValueError(
             f"no_subject must be one of {_NO_SUBJECT}, got {no_subject!r}."
@@ -355,10 +387,14 @@ def load_images(
     source = Path(source)
     records, what = source_records(source, (path_column, label_column, subject_column))
     groups = _fill_subjects(records, no_subject, what)
+    segmentation = None if segmenter is None else Segmentation(segmenter)
     images, sizes = [], []
     for path, _label, _subject, where in records:
         try:
             image = _read_one(path)
+            if segmentation is not None:
+                name = where if where == str(path) else f"{path.name} ({where})"
+                image = segmentation(image, name)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from exc
         h, w = image.shape[:2]
@@ -375,6 +411,9 @@ def load_images(
                 "image_size (resize) or crop_size to bring them to one size."
             )
         images.append(image)
+    extra = {}
+    if segmentation is not None:
+        extra["segment_status"] = segmentation.finish()
     target = np.array([r[1] for r in records])
     groups = np.array(groups)
     geometry = {
@@ -383,6 +422,9 @@ def load_images(
         "image_size": int(images[0].shape[0]),
     }
     described = f"{what}: {len(records)} images"
+    if segmenter is not None:
+        ok = int((extra["segment_status"] == "ok").sum())
+        described += f", segmented by {segmenter!r} ({ok} ok)"
     counts = "; ".join(
         f"{label}: {int((target == label).sum())} cells, "
         f"{len(set(groups[target == label]))} subjects"
@@ -397,4 +439,5 @@ def load_images(
         geometry=geometry,
         source=described,
         DESCR=f"{described} ({counts}); geometry {geometry}.",
+        **extra,
     )
