@@ -11,7 +11,17 @@ To cover a new estimator, add ONE line to ``ESTIMATORS`` below::
   uint8 cells ``(n, 32, 32, 3)``; ``"od"`` float32 optical density
   ``(n, 3, 32, 32)``; ``"rgb_labelled"`` the same cells with labels
   ``"all"``/``"hem"`` passed as ``y`` and subject IDs as ``groups`` (for
-  classifiers such as ``LeukoNetClassifier`` or ``FeatureFusionClassifier``).
+  classifiers such as ``LeukoNetClassifier`` or ``FeatureFusionClassifier``);
+  ``"crop"`` uint8 smear crops ``(n, 32, 32, 3)``: one white cell (purple
+  nucleus, lilac cytoplasm) near the centre, pink red cells, light
+  background (for ``CellSegmenter``).
+
+The checks read the estimator's tags: a transformer whose
+``transformer_tags.preserves_dtype`` holds the input's dtype (image-to-image
+transformers such as ``StainNormalizer``: uint8 in, uint8 out) must keep it,
+every other ``transform`` emits float32; an estimator tagged
+``requires_fit=False`` (stateless, such as ``CellSegmenter``) must transform
+without fit instead of raising ``NotFittedError``.
 
 Part (a) runs the data-independent checks of
 :mod:`sklearn.utils.estimator_checks` as they are (scikit-learn's other checks
@@ -26,6 +36,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import (
     check_do_not_raise_errors_in_init_or_set_params,
     check_estimator_cloneable,
@@ -43,8 +54,10 @@ from sklearn.utils.estimator_checks import (
 from sklearn_leuko import LeukoNetClassifier, make_stage
 from sklearn_leuko.preprocessing import (
     STAIN_MATRICES,
+    CellSegmenter,
     LogDCT,
     StainDeconvolution,
+    StainNormalizer,
     make_preprocessing,
 )
 
@@ -65,6 +78,20 @@ ESTIMATORS = [
         "od",
     ),
     ("ChannelUnion-od+log_dct", lambda: make_preprocessing("od+log_dct"), "rgb"),
+    ("StainNormalizer-reinhard", lambda: StainNormalizer("reinhard"), "rgb"),
+    ("StainNormalizer-macenko", lambda: StainNormalizer(random_state=0), "rgb"),
+    (
+        "StainNormalizer-vahadane",
+        lambda: StainNormalizer("vahadane", random_state=0),
+        "rgb",
+    ),
+    ("StainNormalizer-reinhard-crop", lambda: StainNormalizer("reinhard"), "crop"),
+    ("CellSegmenter", CellSegmenter, "crop"),
+    (
+        "CellSegmenter-canvas-flag",
+        lambda: CellSegmenter(image_size=40, cell_fraction=0.2, on_failure="flag"),
+        "crop",
+    ),
     (
         "LeukoNetClassifier",
         lambda: LeukoNetClassifier(
@@ -131,8 +158,31 @@ def tiny_rgb_cells(n=6, size=32, seed=0):
     return images
 
 
+def tiny_crops(n=4, size=32, seed=0):
+    """uint8 (n, size, size, 3): a white cell among red cells, light background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    crops = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        rgb = np.full((size, size, 3), (235.0, 215.0, 200.0))
+        for cy, cx in ((4, 5), (size - 5, size - 4)):
+            rgb[(yy - cy) ** 2 + (xx - cx) ** 2 < 16] = (215, 130, 140)
+        cy, cx = size / 2 + rng.uniform(-3, 3, 2)
+        radius = rng.uniform(0.22, 0.3) * size
+        d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        rgb[d2 < radius**2] = (180, 160, 210)  # cytoplasm
+        rgb[d2 < (0.65 * radius) ** 2] = (90, 50, 150)  # nucleus
+        rgb += rng.normal(0, 3, rgb.shape)
+        crops[i] = np.clip(np.round(rgb), 0, 255)
+    return crops
+
+
 def _rgb():
     return tiny_rgb_cells(), None, {}
+
+
+def _crop():
+    return tiny_crops(), None, {}
 
 
 def _od():
@@ -146,7 +196,12 @@ def _rgb_labelled():
     return X, y, {"groups": groups}
 
 
-INPUT_KINDS = {"rgb": _rgb, "od": _od, "rgb_labelled": _rgb_labelled}
+INPUT_KINDS = {
+    "rgb": _rgb,
+    "od": _od,
+    "rgb_labelled": _rgb_labelled,
+    "crop": _crop,
+}
 
 _IDS = [entry[0] for entry in ESTIMATORS]
 
@@ -200,13 +255,18 @@ def test_fit_returns_self(case):
 
 
 def test_not_fitted_error_before_fit(case):
-    est, X, _, _ = case
+    est, X, y, fit_params = case
     methods = [
         m
         for m in ("transform", "predict", "predict_proba", "to_module")
         if hasattr(est, m)
     ]
     assert methods
+    if not get_tags(est).requires_fit:
+        # stateless: the same output without fit as after it
+        expected = _outputs(_fit(clone(est), X, y, fit_params), X)
+        _assert_same_outputs(_outputs(est, X), expected)
+        return
     for method in methods:
         args = () if method == "to_module" else (X,)
         with pytest.raises(NotFittedError):
@@ -239,10 +299,18 @@ def test_fit_transform_equals_fit_then_transform(case):
 def test_transform_is_float32_and_keeps_n_samples(case):
     est, X, y, fit_params = case
     _fit(est, X, y, fit_params)
+    preserved = get_tags(est).transformer_tags
+    preserved = preserved.preserves_dtype if preserved is not None else []
     for method, out in _outputs(est, X).items():
         assert out.shape[0] == X.shape[0], method
-        if method == "transform":
-            assert out.dtype == np.float32
+        if method != "transform":
+            continue
+        # the input's dtype where the tags say it is kept, float32 otherwise
+        expected = X.dtype if X.dtype.name in preserved else np.float32
+        assert out.dtype == expected, (out.dtype, preserved)
+        if out.dtype == np.uint8:  # image to image: RGB images (n, H, W, 3)
+            assert out.ndim == 4 and out.shape[-1] == 3
+        else:
             assert np.isfinite(out).all()
 
 
@@ -276,8 +344,9 @@ def test_clone_keeps_params_and_drops_fitted_state(case):
     }
     assert set(cloned.get_params()) == set(est.get_params())
     assert not [k for k in vars(cloned) if k.endswith("_") and not k.startswith("_")]
-    with pytest.raises(NotFittedError):
-        _outputs(cloned, X)
+    if get_tags(est).requires_fit:
+        with pytest.raises(NotFittedError):
+            _outputs(cloned, X)
 
 
 def test_fit_does_not_change_params(case):
@@ -292,5 +361,6 @@ def test_fit_sets_only_trailing_underscore_attributes(case):
     public_before = {k for k in vars(est) if not k.startswith("_")}
     _fit(est, X, y, fit_params)
     new = {k for k in vars(est) if not k.startswith("_")} - public_before
-    assert new, "fit should set at least one fitted attribute"
+    if get_tags(est).requires_fit:
+        assert new, "fit should set at least one fitted attribute"
     assert all(k.endswith("_") for k in new), sorted(new)

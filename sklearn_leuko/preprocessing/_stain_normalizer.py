@@ -84,8 +84,9 @@ class StainNormalizer(TransformerMixin, BaseEstimator):
         Rim next to black background left out of the statistics, in pixels.
     alpha : float, default=1.0
         Percentile of the extreme angles in Macenko (and Vahadane's start).
-    lambda_ : float, default=0.02
-        L1 weight on the concentrations in Vahadane's sparse factorisation.
+    regularizer : float, default=0.02
+        L1 weight on the concentrations in Vahadane's sparse factorisation
+        (StainTools' name; the lambda of the paper).
     n_iter : int, default=30
         Multiplicative-update iterations of Vahadane's factorisation.
     min_pixels : int, default=100
@@ -140,7 +141,7 @@ class StainNormalizer(TransformerMixin, BaseEstimator):
         "black_level": [Interval(Real, 0, 255, closed="left")],
         "erosion": [Interval(Integral, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, 50, closed="left")],
-        "lambda_": [Interval(Real, 0, None, closed="left")],
+        "regularizer": [Interval(Real, 0, None, closed="left")],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
         "min_pixels": [Interval(Integral, 1, None, closed="left")],
         "on_empty": [StrOptions({"raise", "passthrough"})],
@@ -159,7 +160,7 @@ class StainNormalizer(TransformerMixin, BaseEstimator):
         black_level=0.0,
         erosion=1,
         alpha=1.0,
-        lambda_=0.02,
+        regularizer=0.02,
         n_iter=30,
         min_pixels=100,
         on_empty="raise",
@@ -174,7 +175,7 @@ class StainNormalizer(TransformerMixin, BaseEstimator):
         self.black_level = black_level
         self.erosion = erosion
         self.alpha = alpha
-        self.lambda_ = lambda_
+        self.regularizer = regularizer
         self.n_iter = n_iter
         self.min_pixels = min_pixels
         self.on_empty = on_empty
@@ -192,7 +193,7 @@ class StainNormalizer(TransformerMixin, BaseEstimator):
             black_level=self.black_level,
             erosion=self.erosion,
             alpha=self.alpha,
-            lambda_=self.lambda_,
+            lambda_=self.regularizer,
             n_iter=self.n_iter,
             min_pixels=self.min_pixels,
         )
