@@ -14,6 +14,12 @@ def load_data(args, console):
     if args.data is None:
         from ..datasets import make_cells
 
+        if args.segment:
+            raise UsageError(
+                "--segment needs --data: the synthetic cells are already alone on "
+                "black."
+            )
+
         size = args.image_size or SYNTHETIC_DEFAULTS["image_size"]
         if size < 16:
             raise CLIError(
@@ -43,6 +49,7 @@ def load_data(args, console):
                 crop_size=args.crop_size,
                 center=args.center,
                 no_subject=args.no_subject,
+                segment=segmenter(args),
             )
         except ValueError as exc:
             raise CLIError(str(exc)) from None
@@ -70,6 +77,15 @@ def load_data(args, console):
         "geometry": geometry,
     }
     return data.images, target, groups, np.asarray(data.filenames).astype(str)
+
+
+def segmenter(args):
+    """The CellSegmenter of ``--segment``, or None."""
+    if not args.segment:
+        return None
+    from ..preprocessing import CellSegmenter
+
+    return CellSegmenter(on_failure=args.segment)
 
 
 def check_data_path(args):

@@ -145,6 +145,7 @@ def _add_data(parser):
         "which must then be the same for all)",
     )
     _add_center(group)
+    _add_segment(group)
     group.add_argument(
         "--n-subjects",
         type=_positive_int,
@@ -178,6 +179,22 @@ def _add_data(parser):
         help="random seed of the synthetic data, the test subjects, the folds and "
         "the networks; the same seed gives the same results on CPU (default: "
         "%(default)s)",
+    )
+
+
+def _add_segment(group):
+    group.add_argument(
+        "--segment",
+        nargs="?",
+        const="raise",
+        choices=("raise", "flag"),
+        metavar="raise|flag",
+        help="--data/--images are smear crops (one white cell among red cells on a "
+        "light background): cut each white cell out onto black, centred, as C-NMC "
+        "cells are (CellSegmenter, before --crop-size and --image-size). A crop "
+        "without exactly one white cell is an error naming the files (raise, the "
+        "default), or a warning naming them (flag; the crop is used as segmented, "
+        "all black when no cell was found)",
     )
 
 
@@ -437,6 +454,7 @@ def build_parser():
     )
     group = predict.add_argument_group("prediction")
     _add_center(group)
+    _add_segment(group)
     group.add_argument(
         "--model",
         required=True,

@@ -75,6 +75,31 @@ def _count_resized(paths, width, height):
     return resized
 
 
+def _segmentation(args):
+    if not args.segment:
+        return None
+    from ..datasets._segment import Segmentation
+    from ._common import segmenter
+
+    return Segmentation(segmenter(args))
+
+
+def _segment(segmentation, images, names):
+    """``--segment``: the chunk's images segmented; ``raise`` stops at a failure."""
+    out = []
+    for image, name in zip(images, names, strict=True):
+        try:
+            out.append(segmentation(image, name))
+        except ValueError as exc:  # not a crop CellSegmenter takes (too small)
+            raise CLIError(f"--segment: {name}: {one_line(exc)}") from None
+    if segmentation.on_failure == "raise":
+        try:
+            segmentation.finish()
+        except ValueError as exc:
+            raise CLIError(f"--segment: {one_line(exc)}") from None
+    return out
+
+
 def _has_domain_summary(model):
     from sklearn.pipeline import Pipeline
 
@@ -143,6 +168,7 @@ def cmd_predict(args, console):
             f"resized to {height} px), {cut} is resized to {width}x{height} px."
         )
 
+    segmentation = _segmentation(args)
     counts = {CANCER_LABEL: 0, NORMAL_LABEL: 0}
     # The out-of-domain flag; models saved before it existed have none.
     outside, has_domain = 0, _has_domain_summary(model)
@@ -154,16 +180,17 @@ def cmd_predict(args, console):
         try:
             for start in range(0, len(paths), args.batch_size):
                 chunk = paths[start : start + args.batch_size]
-                images = fit_to_geometry(
-                    [read_images([p])[0] for p in chunk], geometry, center=args.center
-                )
+                chunk_names = names[start : start + args.batch_size]
+                images = [read_images([p])[0] for p in chunk]
+                if segmentation is not None:
+                    images = _segment(segmentation, images, chunk_names)
+                images = fit_to_geometry(images, geometry, center=args.center)
                 p_all = proba_of_cancer(model.predict_proba(images), classes)
                 flags = (
                     model_domain_score(model, images) <= 1.0
                     if has_domain
                     else [None] * len(chunk)
                 )
-                chunk_names = names[start : start + args.batch_size]
                 for name, p, flag in zip(chunk_names, p_all, flags, strict=True):
                     label = CANCER_LABEL if p >= 0.5 else NORMAL_LABEL
                     counts[label] += 1
@@ -173,6 +200,11 @@ def cmd_predict(args, console):
                 bar.update(len(chunk))
         finally:
             bar.close()
+    if segmentation is not None:
+        # --segment flag: a warning names the crops without a single white cell
+        segmentation.finish(
+            stacklevel=2, used="their predictions are meaningless: crop them closer"
+        )
     if not has_domain:
         console.info(
             "Note: this model file has no domain summary (saved before sklearn-leuko "

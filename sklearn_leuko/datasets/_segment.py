@@ -54,8 +54,13 @@ class Segmentation:
         self._names.append(str(name))
         return out
 
-    def finish(self, stacklevel=3):
-        """``segment_status`` array; raises or warns, naming the failed files."""
+    def finish(
+        self, stacklevel=3, used="keep the others with images[segment_status == 'ok']"
+    ):
+        """``segment_status`` array; raises or warns, naming the failed files.
+
+        ``used`` ends the warning: what becomes of the failed images.
+        """
         status = np.asarray(self.status)
         failed = np.flatnonzero(status != "ok")
         if not len(failed):
@@ -77,8 +82,7 @@ class Segmentation:
                 "the images whose segment_status is 'ok'."
             )
         warnings.warn(
-            f"{message}. They are returned as segmented (all black for "
-            "'no_cell'); keep the others with images[segment_status == 'ok'].",
+            f"{message}. They are used as segmented (all black for 'no_cell'); {used}.",
             UserWarning,
             stacklevel=stacklevel,
         )
