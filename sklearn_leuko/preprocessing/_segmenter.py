@@ -62,11 +62,14 @@ def segment_cell(image, *, min_area=0.003, grow=0.6):
     s = ndimage.gaussian_filter(_purple(image), sigma=max(1.0, size / 300))
     if float(s.max() - s.min()) < 10:
         return np.zeros((height, width), bool), "no_cell"
-    # Otsu's threshold, but at least halfway from the typical pixel to the
-    # most stained ones: with a small nucleus (platelets, a small
+    # The background's level: the 25th percentile, not the median, as in a
+    # tight crop the white cell covers up to half of it (BCCD: the median
+    # put the cytoplasm below the background, 86.7% -> 91.1% success).
+    background = float(np.percentile(s, 25))
+    # Otsu's threshold, but at least halfway from the background to the
+    # most stained pixels: with a small nucleus (platelets, a small
     # lymphocyte) Otsu alone splits red cells from background instead.
-    median = float(np.median(s))
-    high = max(threshold_otsu(s), 0.5 * (median + float(np.percentile(s, 99.9))))
+    high = max(threshold_otsu(s), 0.5 * (background + float(np.percentile(s, 99.9))))
     nucleus = ndimage.binary_opening(s > high, iterations=2)
     labels, n = ndimage.label(nucleus)
     if n == 0:
@@ -82,7 +85,7 @@ def segment_cell(image, *, min_area=0.003, grow=0.6):
     centre = centres[chosen - 1]
     # Lobes of one nucleus (neutrophils) lie close together or share the
     # cytoplasm; a second large nucleus elsewhere is a second white cell.
-    low = 0.5 * (high + median)
+    low = 0.5 * (high + background)
     stained, _ = ndimage.label(s > low)
     home = np.bincount(stained[labels == chosen]).argmax()
     shared = ndimage.maximum(stained == home, labels, index).astype(bool)
@@ -150,8 +153,9 @@ class CellSegmenter(TransformerMixin, BaseEstimator):
     1. a stain channel, ``(B - G) + (B - R) / 2`` (high on purple nuclei
        and bluish or lilac white-cell cytoplasm, low on pink red cells and
        the light background), smoothed;
-    2. Otsu's threshold of it (at least halfway from the median to the
-       99.9th percentile, so that a small nucleus is not lost to red cells)
+    2. Otsu's threshold of it (at least halfway from the background level,
+       its 25th percentile, to the 99.9th percentile, so that a small
+       nucleus is not lost to red cells)
        gives nuclei; the large nucleus nearest the centre is kept, with the
        lobes of a segmented nucleus (near it, or sharing its cytoplasm);
     3. the cell grows from the nucleus into connected pixels above a lower
