@@ -32,6 +32,8 @@ _LAZY = {
     "FeatureFusionClassifier": "sklearn_leuko.ensemble",
     "make_stage": "sklearn_leuko._stages",
     "stage_networks": "sklearn_leuko._stages",
+    "domain_score": "sklearn_leuko._in_domain",
+    "in_domain": "sklearn_leuko._in_domain",
     "STAGES": "sklearn_leuko._registry",
     "StageSpec": "sklearn_leuko._registry",
     "get_stage": "sklearn_leuko._registry",
