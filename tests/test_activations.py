@@ -48,6 +48,12 @@ def _grads(fn, x, alpha, beta, grad_out):
     return out, grads
 
 
+def _float64_reference(x, alpha, beta, grad_out):
+    """The formula's output and gradients in float64 on the same values."""
+    x64, a64, b64 = (t.detach().double().requires_grad_() for t in (x, alpha, beta))
+    return _grads(ptelu_reference, x64, a64, b64, grad_out.double())
+
+
 def test_gradcheck_float64(kernel_kind):
     x = _input((2, 3, 4, 5), torch.float64)
     alpha, beta = _params(3, torch.float64)
@@ -85,11 +91,7 @@ def test_bfloat16_input_with_float32_parameters(kernel_kind, device):
     out, grads = _grads(ptelu, x, alpha, beta, grad_out)
     assert out.dtype == torch.bfloat16 and grads[0].dtype == torch.bfloat16
     assert grads[1].dtype == grads[2].dtype == torch.float32
-    # Reference: the formula in float64 on the same bf16 values.
-    x64 = x.detach().double().requires_grad_()
-    a64 = alpha.detach().double().requires_grad_()
-    b64 = beta.detach().double().requires_grad_()
-    ref, ref_grads = _grads(ptelu_reference, x64, a64, b64, grad_out.double())
+    ref, ref_grads = _float64_reference(x, alpha, beta, grad_out)
     torch.testing.assert_close(out.double(), ref, rtol=1e-2, atol=1e-2)
     torch.testing.assert_close(grads[0].double(), ref_grads[0], rtol=2e-2, atol=2e-2)
     for got, want in zip(grads[1:], ref_grads[1:], strict=True):
@@ -106,8 +108,7 @@ def test_bfloat16_everywhere(kernel_kind):
     # The reference's own bf16 sums over 50 positions are off by up to ~0.1
     # (it failed at random before grad_out was seeded): compare the
     # parameter gradients with the formula in float64 on the same values.
-    x64, a64, b64 = (t.detach().double().requires_grad_() for t in (x, alpha, beta))
-    _, grads64 = _grads(ptelu_reference, x64, a64, b64, grad_out.double())
+    _, grads64 = _float64_reference(x, alpha, beta, grad_out)
     for got, want, exact in zip(grads, ref_grads, grads64, strict=True):
         assert got.dtype == want.dtype
         torch.testing.assert_close(got.double(), exact, rtol=5e-2, atol=5e-2)
